@@ -1,0 +1,6 @@
+"""The maths of MODEL.md: parameters, the ODE, the simulations, the SDE, stability."""
+
+from phasegan.model.parameters import Parameters
+from phasegan.model.trajectories import Status, Trajectories
+
+__all__ = ["Parameters", "Status", "Trajectories"]
