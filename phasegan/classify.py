@@ -1,7 +1,37 @@
 """Trajectory -> regime label and diagnostics (MODEL.md section 7).
 
-Interface used by the sweep engine; the rules themselves are documented on
-`classify`.
+The rules, in the order `classify` applies them to each run:
+
+1. ``error`` if the run's status is not OK or its state is not finite.
+2. The last half of the trajectory is cut into `WINDOWS` equal windows. In
+   each, every component of the state (``q``, ``P``, ``r`` and the
+   off-diagonal of ``S``) is fitted by a straight line in time; the window's
+   *amplitude* is ``sqrt(2)`` times the RMS of what the line leaves, largest
+   over the components (the amplitude of a sinusoid, in units of an overlap).
+   The straight line takes out slow drifts, so an approach to a fixed point is
+   not mistaken for an oscillation.
+3. The *trend* is the amplitude ratio from one window to the next, fitted by
+   least squares on the logarithm over all windows. A run is ``oscillating``
+   when its last amplitude is above the floor and it is not decaying:
+   decaying means the fitted ratio is below ``1 - DECAY`` *and* the ratio of
+   the last two windows is below ``1 - DECAY / 2`` (so an oscillation that
+   settles onto a limit cycle from above, whose decay stalls, still counts as
+   persistent).
+4. Otherwise the run settled (or is settling): feature ``i`` is recovered when
+   ``max_j |P_ij| >= recovery``, and the label is ``converged`` (all),
+   ``partial`` (some) or ``failed`` (none).
+
+The floor is `ODE_FLOOR` for the ODE. For a simulation of size ``n`` the
+state fluctuates by about ``1 / sqrt(n)`` per component, so the floor is
+``NOISE_FLOOR / sqrt(n)``, a few times that, and a run whose wobble stays
+below it is judged by its overlaps.
+
+Limits: samples must be evenly spaced; an oscillation with a period shorter
+than two sample intervals is aliased (its period is reported wrong, and it
+may look like noise); one with a period longer than a window looks like a
+drift, not an oscillation; a decay slower than ``DECAY`` per window (for the
+default 600 samples over ``t_max``: slower than about ``0.4 / t_max``) cannot
+be told from a persistent oscillation and counts as one.
 """
 
 from __future__ import annotations
@@ -17,6 +47,18 @@ LABELS = ("converged", "oscillating", "failed", "partial", "error")
 CONVERGED, OSCILLATING, FAILED, PARTIAL, ERROR = range(5)
 NOT_COMPUTED = -1
 
+#: Number of windows over the last half of a trajectory.
+WINDOWS = 4
+#: Fitted decay per window needed to call an oscillation decaying.
+DECAY = 0.05
+#: ODE amplitude floor: far above the integration error (about 1e-6 at the
+#: default tolerances), far below the oscillations of the model (1e-2 to 1).
+ODE_FLOOR = 1e-4
+#: Simulation floor in units of 1/sqrt(n): fluctuations of one component
+#: have an RMS of about 1/sqrt(n) (up to a few times that near a boundary),
+#: i.e. an amplitude sqrt(2) times that.
+NOISE_FLOOR = 5.0
+
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -30,12 +72,36 @@ class Diagnostic:
 
 #: Every diagnostic `classify` returns, in a fixed order.
 DIAGNOSTICS = (
-    Diagnostic("amplitude", "peak-to-peak amplitude of the state, last window"),
+    Diagnostic(
+        "amplitude",
+        "oscillation amplitude in the last window (sqrt 2 x RMS about a "
+        "straight-line fit, largest over the state's components)",
+    ),
     Diagnostic(
         "amplitude_trend",
-        "amplitude ratio between successive windows at the end (< 1 decays)",
+        "amplitude ratio from one window to the next, fitted over the last "
+        "windows (< 1 decays)",
     ),
-    Diagnostic("period", "period of the oscillation (NaN where none)", "time"),
+    Diagnostic(
+        "growth_rate",
+        "fitted growth rate of the amplitude (negative: decaying)",
+        "1/time",
+    ),
+    Diagnostic(
+        "amplitude_floor",
+        "amplitude below which a wobble is not an oscillation",
+    ),
+    Diagnostic(
+        "period",
+        "period of the oscillation where the amplitude is above the floor "
+        "(NaN otherwise)",
+        "time",
+    ),
+    Diagnostic(
+        "drift",
+        "change of the mean state between the last two windows, largest over "
+        "components",
+    ),
     Diagnostic("q_final", "final overlap q = U^T w", per_feature=True),
     Diagnostic(
         "P_final", "final best overlap max_j |P_ij| of feature i", per_feature=True
@@ -63,46 +129,185 @@ class Classification:
 def classify(
     traj: Trajectories, *, recovery: float = 0.5, n=None
 ) -> Classification:
-    """Label every run of ``traj``.
+    """Label every run of ``traj`` by the rules in this module's docstring.
 
     Parameters
     ----------
     traj : Trajectories
+        ``B`` points x ``R`` runs at ``T`` evenly spaced times; ``T >= 16``
+        for a trend (with fewer samples only the amplitude is judged).
     recovery : float
         Feature ``i`` is recovered when ``max_j |P_ij| >= recovery``.
-    n : ndarray of int, shape (B,), optional
+    n : int or ndarray of int, shape (B,), optional
         Ambient dimension of simulated runs; sets the fluctuation floor
-        ``~ 1/sqrt(n)`` below which a wobble is not an oscillation.
-        ``None`` for the ODE.
+        ``NOISE_FLOOR / sqrt(n)``. ``None`` for the ODE.
+
+    Returns
+    -------
+    Classification
     """
     B, R, T, d = traj.q.shape
-    window = max(T // 8, 2)
-    state = np.concatenate(
-        [traj.q, traj.P.reshape(B, R, T, d * d), traj.r], axis=-1
-    )
-    last = state[:, :, -window:]
-    amplitude = np.nanmax(np.ptp(last, axis=2), axis=-1)
-    before = state[:, :, -2 * window : -window]
-    amplitude_before = np.nanmax(np.ptp(before, axis=2), axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        trend = amplitude / amplitude_before
+    state = _components(traj)
+    times = np.asarray(traj.times, dtype=np.float64)
+    finite = np.isfinite(state).all(axis=(2, 3))
 
-    floor = 1e-3 if n is None else 4.0 / np.sqrt(np.asarray(n))[:, None]
-    P_final = np.abs(traj.P[:, :, -1]).max(axis=-1)
-    recovered = (P_final >= recovery).sum(axis=-1)
+    with np.errstate(all="ignore"):
+        # Amplitude per window over the last half, and its trend.
+        windows, length = _window_count(T)
+        amplitudes, means = _window_amplitudes(state, times, windows, length)
+        amplitude = amplitudes[..., -1]
+        ratio, growth = _trend(amplitudes, length * _spacing(times))
+        if windows > 1:
+            last_ratio = amplitudes[..., -1] / amplitudes[..., -2]
+            drift = np.abs(means[..., -1, :] - means[..., -2, :]).max(axis=-1)
+        else:
+            last_ratio = ratio
+            drift = np.full((B, R), np.nan)
+
+        floor = _floor(n, B, R)
+        decaying = (ratio < 1 - DECAY) & (last_ratio < 1 - DECAY / 2)
+        oscillating = (amplitude > floor) & ~decaying
+
+        # Recovered features from the final overlaps.
+        P_end, q_end = _final_overlaps(traj, length, simulated=n is not None)
+        P_final = np.abs(P_end).max(axis=-1)
+        recovered = (P_final >= recovery).sum(axis=-1)
+        period = _period(state, times, length * windows)
+        period = np.where(amplitude > floor, period, np.nan)
 
     label = np.full((B, R), FAILED, dtype=np.int8)
     label[recovered == d] = CONVERGED
     label[(recovered > 0) & (recovered < d)] = PARTIAL
-    label[(amplitude > floor) & (trend > 0.9)] = OSCILLATING
-    label[traj.status != Status.OK] = ERROR
+    label[oscillating] = OSCILLATING
+    label[(traj.status != Status.OK) | ~finite] = ERROR
 
     diagnostics = {
         "amplitude": amplitude,
-        "amplitude_trend": trend,
-        "period": np.full((B, R), np.nan),
-        "q_final": traj.q[:, :, -1],
+        "amplitude_trend": ratio,
+        "growth_rate": growth,
+        "amplitude_floor": floor,
+        "period": period,
+        "drift": drift,
+        "q_final": q_end,
         "P_final": P_final,
-        "recovered": recovered.astype(np.float64),
+        "recovered": np.where(finite, recovered, np.nan),
     }
+    for name, value in diagnostics.items():
+        value = np.array(value, dtype=np.float64)
+        value[label == ERROR] = np.nan
+        diagnostics[name] = value
     return Classification(label=label, diagnostics=diagnostics)
+
+
+def _components(traj: Trajectories) -> np.ndarray:
+    """``q``, ``P``, ``r`` and the upper off-diagonal of ``S``: (B, R, T, C)."""
+    B, R, T, d = traj.q.shape
+    upper = np.triu_indices(d, k=1)
+    return np.concatenate(
+        [
+            traj.q,
+            traj.P.reshape(B, R, T, d * d),
+            traj.r,
+            traj.S[..., upper[0], upper[1]],
+        ],
+        axis=-1,
+    )
+
+
+def _window_count(T: int):
+    """How many windows fit in the last half, and their length in samples."""
+    length = max(T // (2 * WINDOWS), 4)
+    windows = min(WINDOWS, T // length)
+    if windows < 2:
+        # Too short for a trend: one window over everything.
+        return 1, T
+    return windows, length
+
+
+def _spacing(times: np.ndarray) -> float:
+    if times.size < 2:
+        return 1.0
+    return float(times[-1] - times[0]) / (times.size - 1)
+
+
+def _window_amplitudes(state, times, windows: int, length: int):
+    """Amplitude (B, R, windows) and mean state (B, R, windows, C) per window."""
+    T = state.shape[2]
+    amplitudes = []
+    means = []
+    for w in range(windows):
+        stop = T - (windows - 1 - w) * length
+        x = state[:, :, stop - length : stop]
+        t = times[stop - length : stop]
+        t = t - t.mean()
+        mean = x.mean(axis=2)
+        slope = np.einsum("t,brtc->brc", t, x - mean[:, :, None]) / max(
+            t @ t, np.finfo(float).tiny
+        )
+        residual = x - mean[:, :, None] - slope[:, :, None] * t[:, None]
+        rms = np.sqrt((residual**2).mean(axis=2))
+        amplitudes.append(np.sqrt(2) * rms.max(axis=-1))
+        means.append(mean)
+    return np.stack(amplitudes, axis=-1), np.stack(means, axis=-2)
+
+
+def _trend(amplitudes, window_time: float):
+    """Least-squares ratio per window of log amplitude, and the growth rate."""
+    windows = amplitudes.shape[-1]
+    if windows < 2:
+        shape = amplitudes.shape[:-1]
+        return np.full(shape, np.nan), np.full(shape, np.nan)
+    k = np.arange(windows) - (windows - 1) / 2
+    log_amplitude = np.log(np.maximum(amplitudes, np.finfo(float).tiny))
+    slope = (log_amplitude * k).sum(axis=-1) / (k @ k)
+    return np.exp(slope), slope / window_time
+
+
+def _floor(n, B: int, R: int) -> np.ndarray:
+    if n is None:
+        return np.full((B, R), ODE_FLOOR)
+    n = np.broadcast_to(np.asarray(n, dtype=np.float64), (B,))
+    floor = np.maximum(ODE_FLOOR, NOISE_FLOOR / np.sqrt(n))
+    return np.broadcast_to(floor[:, None], (B, R)).copy()
+
+
+def _final_overlaps(traj: Trajectories, length: int, *, simulated: bool):
+    """``P`` (B, R, d, d) and ``q`` (B, R, d) at the end.
+
+    The ODE's last sample is its best estimate of where it settles; a
+    simulation's last sample carries its ``1/sqrt(n)`` noise, so it is
+    averaged over the last window.
+    """
+    if not simulated:
+        return traj.P[:, :, -1], traj.q[:, :, -1]
+    return traj.P[:, :, -length:].mean(axis=2), traj.q[:, :, -length:].mean(axis=2)
+
+
+def _period(state, times, span: int) -> np.ndarray:
+    """Period of the strongest component over the last ``span`` samples.
+
+    The peak of a Hann-windowed periodogram, zero-padded four times and
+    refined by a parabola through the three highest bins. (B, R); NaN where
+    there is no peak away from zero frequency.
+    """
+    x = state[:, :, -span:]
+    t = times[-span:]
+    t = t - t.mean()
+    x = x - x.mean(axis=2, keepdims=True)
+    slope = np.einsum("t,brtc->brc", t, x) / max(t @ t, np.finfo(float).tiny)
+    x = x - slope[:, :, None] * t[:, None]
+    strongest = np.argmax((x**2).sum(axis=2), axis=-1)
+    x = np.take_along_axis(x, strongest[:, :, None, None], axis=-1)[..., 0]
+
+    padded = 4 * span
+    power = np.abs(np.fft.rfft(x * np.hanning(span), n=padded, axis=-1)) ** 2
+    power[..., 0] = 0.0
+    peak = np.argmax(power, axis=-1)
+    inner = np.clip(peak, 1, power.shape[-1] - 2)
+    left = np.take_along_axis(power, (inner - 1)[..., None], -1)[..., 0]
+    middle = np.take_along_axis(power, inner[..., None], -1)[..., 0]
+    right = np.take_along_axis(power, (inner + 1)[..., None], -1)[..., 0]
+    curvature = left - 2 * middle + right
+    shift = np.where(curvature < 0, 0.5 * (left - right) / curvature, 0.0)
+    frequency = (inner + np.clip(shift, -0.5, 0.5)) / (padded * _spacing(times))
+    return np.where((peak > 0) & (frequency > 0), 1.0 / frequency, np.nan)

@@ -4,9 +4,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from phasegan.model.equations import state_size, unpack
 from phasegan.model.parameters import Parameters
+from phasegan.model.trajectories import Trajectories
 
 
 def trace_on_line(params: Parameters) -> np.ndarray:
@@ -41,3 +45,192 @@ def _single_feature(params: Parameters):
             f"not d = {params.d}; use the numerical Jacobian instead"
         )
     return params.lam[:, 0], params.lam_gen[:, 0]
+
+
+# --------------------------------------------------------------------------
+# The Jacobian of the ODE at any state, and the stability of an end state.
+# --------------------------------------------------------------------------
+
+
+def jacobian(y: np.ndarray, params: Parameters, index: int = 0) -> np.ndarray:
+    """Analytic Jacobian of `equations.rhs` at the packed state ``y``.
+
+    Exact up to rounding (the right-hand side is a cubic polynomial); the
+    tests check it against central differences.
+
+    Parameters
+    ----------
+    y : ndarray, shape (m,), m = 2d + 2d^2
+        A packed state (`equations.pack`).
+    params : Parameters
+    index : int
+        Which point of the block supplies the parameters.
+
+    Returns
+    -------
+    ndarray, shape (m, m)
+        ``J[a, b] = d rhs_a / d y_b`` in packed coordinates, where ``S_jk``
+        and ``S_kj`` count as two coordinates.
+    """
+    d = params.d
+    q, P, r, S = unpack(np.asarray(y, dtype=np.float64), d)
+    L, G = params.lam[index], params.lam_gen[index]
+    eta_T, eta_G = params.noise_true[index], params.noise_gen[index]
+    tau, tau_gen = params.tau[index], params.tau_gen[index]
+    iq, iP, ir, iS = _offsets(d)
+
+    # Section 3's c, N, g and the damping c + tau N / 2 with its gradient.
+    Lq, Gr = L * q, G * r
+    c = q @ Lq - r @ Gr
+    N = eta_T * (q @ Lq + eta_T) + eta_G * (r @ Gr + eta_G)
+    g = tau_gen * Gr
+    damping = c + tau * N / 2
+    damping_dq = (2 + tau * eta_T) * Lq
+    damping_dr = (tau * eta_G - 2) * Gr
+
+    m = state_size(d)
+    J = np.zeros((m, m))
+    rows_q = iq + np.arange(d)
+    rows_r = ir + np.arange(d)
+
+    # dq_i = tau (L_i q_i - sum_k P_ik G_k r_k) - tau damping q_i
+    J[np.ix_(rows_q, rows_q)] = tau * np.diag(L - damping) - tau * np.outer(
+        q, damping_dq
+    )
+    J[np.ix_(rows_q, rows_r)] = -tau * P * G[None, :] - tau * np.outer(q, damping_dr)
+    for i in range(d):
+        J[iq + i, iP + i * d + np.arange(d)] = -tau * Gr
+
+    # dP_ij = g_j (q_i - r_j P_ij)
+    for i in range(d):
+        for j in range(d):
+            row = iP + i * d + j
+            J[row, iq + i] = g[j]
+            J[row, row] = -g[j] * r[j]
+            J[row, ir + j] = tau_gen * G[j] * (q[i] - 2 * r[j] * P[i, j])
+
+    # dr_j = tau (sum_i P_ij L_i q_i - sum_k S_jk G_k r_k) - tau damping r_j
+    #        + g_j (1 - r_j^2)
+    J[np.ix_(rows_r, rows_q)] = tau * P.T * L[None, :] - tau * np.outer(r, damping_dq)
+    J[np.ix_(rows_r, rows_r)] = (
+        -tau * S * G[None, :]
+        - tau * np.outer(r, damping_dr)
+        + np.diag(-tau * damping + tau_gen * G * (1 - 3 * r**2))
+    )
+    for j in range(d):
+        J[ir + j, iP + np.arange(d) * d + j] = tau * Lq
+        J[ir + j, iS + j * d + np.arange(d)] = -tau * Gr
+
+    # dS_jk = g_k (r_j - r_k S_jk) + g_j (r_k - r_j S_kj); S_jk and S_kj are
+    # separate coordinates, so the two terms differentiate apart.
+    for j in range(d):
+        for k in range(d):
+            row = iS + j * d + k
+            J[row, ir + k] += tau_gen * G[k] * (r[j] - r[k] * S[j, k]) - g[k] * S[j, k]
+            J[row, ir + j] += g[k]
+            J[row, ir + j] += tau_gen * G[j] * (r[k] - r[j] * S[k, j]) - g[j] * S[k, j]
+            J[row, ir + k] += g[j]
+            J[row, iS + j * d + k] += -g[k] * r[k]
+            J[row, iS + k * d + j] += -g[j] * r[j]
+    return J
+
+
+def constrained_jacobian(
+    y: np.ndarray, params: Parameters, index: int = 0
+) -> np.ndarray:
+    """The Jacobian on the set the ODE actually moves in.
+
+    ``diag(S) = 1`` is conserved and ``S`` stays symmetric, so in packed
+    coordinates the Jacobian carries directions that no trajectory can take:
+    a change of ``S_jj`` (its eigenvalue ``-2 g_j r_j`` says nothing about
+    training) and the antisymmetric part of ``S`` (exactly conserved, a zero
+    eigenvalue). This drops them: the coordinates kept are ``q``, ``P``,
+    ``r`` and ``S_jk`` for ``j < k``, with a change of ``S_jk`` applied to
+    ``S_kj`` too.
+
+    Returns
+    -------
+    ndarray, shape (m', m'), m' = 2d + d^2 + d (d - 1) / 2
+    """
+    basis, rows = _manifold_coordinates(params.d)
+    return jacobian(y, params, index)[rows] @ basis
+
+
+@dataclass(frozen=True)
+class EndStateStability:
+    """Whether a state is a stable resting point of the ODE.
+
+    Attributes
+    ----------
+    stable : bool
+        No eigenvalue of `constrained_jacobian` has a real part above
+        ``tol``.
+    growth : float
+        The largest real part of those eigenvalues (a rate, 1 / time).
+    neutral : int
+        How many eigenvalues have ``|real part| <= tol``; on the line
+        ``q = r = 0`` the ``d^2`` directions of ``P`` and the ``d (d - 1) / 2``
+        of ``S`` are neutral by construction (every point of the line is a
+        fixed point), so there are at least that many there.
+    eigenvalues : ndarray of complex, shape (m',)
+    """
+
+    stable: bool
+    growth: float
+    neutral: int
+    eigenvalues: np.ndarray
+
+
+def end_state_stability(
+    y: np.ndarray, params: Parameters, index: int = 0, *, tol: float = 1e-6
+) -> EndStateStability:
+    """Is the packed state ``y`` (shape (m,)) stable, up to ``tol``?
+
+    Zero eigenvalues (the neutral directions along the line of fixed points
+    ``q = r = 0``) count as stable. ``y`` should be close to a fixed point:
+    at a state still moving by ``delta`` the eigenvalues are off by about
+    ``delta`` times the size of the second derivatives of the right-hand side
+    (of order ``tau + tau_gen + tau^2 eta^2``), so choose ``tol`` above that.
+    """
+    eigenvalues = np.linalg.eigvals(constrained_jacobian(y, params, index))
+    growth = float(eigenvalues.real.max())
+    neutral = int(np.sum(np.abs(eigenvalues.real) <= tol))
+    return EndStateStability(growth <= tol, growth, neutral, eigenvalues)
+
+
+def end_states(traj: Trajectories) -> np.ndarray:
+    """The last sample of every run, packed: shape (B, R, 2d + 2d^2)."""
+    B, R = traj.points, traj.replicas
+    d = traj.d
+    return np.concatenate(
+        [
+            traj.q[:, :, -1],
+            traj.P[:, :, -1].reshape(B, R, d * d),
+            traj.r[:, :, -1],
+            traj.S[:, :, -1].reshape(B, R, d * d),
+        ],
+        axis=-1,
+    )
+
+
+def _offsets(d: int):
+    return 0, d, d + d * d, 2 * d + d * d
+
+
+def _manifold_coordinates(d: int):
+    """Embedding of the kept coordinates into packed ones, and their rows."""
+    _, _, _, iS = _offsets(d)
+    m = state_size(d)
+    rows = list(range(iS))
+    columns = []
+    for a in range(iS):
+        column = np.zeros(m)
+        column[a] = 1.0
+        columns.append(column)
+    for j in range(d):
+        for k in range(j + 1, d):
+            column = np.zeros(m)
+            column[iS + j * d + k] = column[iS + k * d + j] = 1.0
+            columns.append(column)
+            rows.append(iS + j * d + k)
+    return np.array(columns).T, np.array(rows, dtype=int)
