@@ -20,6 +20,12 @@ The rules, in the order `classify` applies them to each run:
 4. Otherwise the run settled (or is settling): feature ``i`` is recovered when
    ``max_j |P_ij| >= recovery``, and the label is ``converged`` (all),
    ``partial`` (some) or ``failed`` (none).
+5. Only when ``params`` is given, for the ODE: a run that looks settled but
+   whose end state is unstable (an eigenvalue of the Jacobian,
+   `stability.constrained_jacobian`, with real part above `STABILITY_TOL`
+   plus the remaining amplitude and drift) is only passing near a saddle,
+   typically a stretch of the line ``q = r = 0`` where ``trace J > 0``; it
+   will leave again, so it is ``oscillating`` (MODEL.md section 6).
 
 The floor is `ODE_FLOOR` for the ODE. For a simulation of size ``n`` the
 state fluctuates by about ``1 / sqrt(n)`` per component, so the floor is
@@ -40,6 +46,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from phasegan.model.parameters import Parameters
+from phasegan.model.stability import end_state_stability, end_states
 from phasegan.model.trajectories import Status, Trajectories
 
 #: Label codes, in the order of the store's ``flag_values``.
@@ -54,6 +62,9 @@ DECAY = 0.05
 #: ODE amplitude floor: far above the integration error (about 1e-6 at the
 #: default tolerances), far below the oscillations of the model (1e-2 to 1).
 ODE_FLOOR = 1e-4
+#: Growth rate (1/time) an end state may show and still count as stable:
+#: over t = 3000 it changes a perturbation by 0.3 %, i.e. invisibly.
+STABILITY_TOL = 1e-6
 #: Simulation floor in units of 1/sqrt(n): fluctuations of one component
 #: have an RMS of about 1/sqrt(n) (up to a few times that near a boundary),
 #: i.e. an amplitude sqrt(2) times that.
@@ -102,6 +113,12 @@ DIAGNOSTICS = (
         "change of the mean state between the last two windows, largest over "
         "components",
     ),
+    Diagnostic(
+        "end_growth",
+        "largest real part of the Jacobian's eigenvalues at the end state "
+        "(ODE with parameters only, NaN otherwise)",
+        "1/time",
+    ),
     Diagnostic("q_final", "final overlap q = U^T w", per_feature=True),
     Diagnostic(
         "P_final", "final best overlap max_j |P_ij| of feature i", per_feature=True
@@ -127,7 +144,11 @@ class Classification:
 
 
 def classify(
-    traj: Trajectories, *, recovery: float = 0.5, n=None
+    traj: Trajectories,
+    *,
+    recovery: float = 0.5,
+    n=None,
+    params: Parameters | None = None,
 ) -> Classification:
     """Label every run of ``traj`` by the rules in this module's docstring.
 
@@ -141,6 +162,10 @@ def classify(
     n : int or ndarray of int, shape (B,), optional
         Ambient dimension of simulated runs; sets the fluctuation floor
         ``NOISE_FLOOR / sqrt(n)``. ``None`` for the ODE.
+    params : Parameters, optional
+        The ``B`` points of an ODE run (``n`` is None). With them, a settled
+        run whose end state is unstable is ``oscillating`` (rule 5); without,
+        rule 5 is skipped and ``end_growth`` is NaN.
 
     Returns
     -------
@@ -181,6 +206,13 @@ def classify(
     label[oscillating] = OSCILLATING
     label[(traj.status != Status.OK) | ~finite] = ERROR
 
+    end_growth = np.full((B, R), np.nan)
+    if params is not None and n is None:
+        end_growth = _end_growth(traj, params, label != ERROR)
+        margin = STABILITY_TOL + amplitude + np.nan_to_num(drift)
+        settled = np.isin(label, (CONVERGED, FAILED, PARTIAL))
+        label[settled & (end_growth > margin)] = OSCILLATING
+
     diagnostics = {
         "amplitude": amplitude,
         "amplitude_trend": ratio,
@@ -188,6 +220,7 @@ def classify(
         "amplitude_floor": floor,
         "period": period,
         "drift": drift,
+        "end_growth": end_growth,
         "q_final": q_end,
         "P_final": P_final,
         "recovered": np.where(finite, recovered, np.nan),
@@ -197,6 +230,20 @@ def classify(
         value[label == ERROR] = np.nan
         diagnostics[name] = value
     return Classification(label=label, diagnostics=diagnostics)
+
+
+def _end_growth(traj: Trajectories, params: Parameters, which) -> np.ndarray:
+    """Largest real part of the Jacobian's eigenvalues at each end state."""
+    if params.size != traj.points or params.d != traj.d:
+        raise ValueError(
+            f"params has {params.size} points with d = {params.d}; the "
+            f"trajectories have {traj.points} with d = {traj.d}"
+        )
+    states = end_states(traj)
+    growth = np.full(which.shape, np.nan)
+    for b, replica in zip(*np.nonzero(which)):
+        growth[b, replica] = end_state_stability(states[b, replica], params, b).growth
+    return growth
 
 
 def _components(traj: Trajectories) -> np.ndarray:
