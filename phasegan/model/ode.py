@@ -30,6 +30,11 @@ from phasegan.model.trajectories import Status, Trajectories
 #: resolution allows) is reported as `Status.BUDGET`, it is a solver limit.
 _OK, _NONFINITE, _BUDGET, _UNDERFLOW = 0, 1, 2, 3
 
+#: Every overlap of the model lies in [-1, 1]; a state a thousand times
+#: larger can only come from parameters outside the model's range and is
+#: running off to infinity (a finite-time blow-up): reported as non-finite.
+_DIVERGED = 1e3
+
 
 def solve(
     params: Parameters, times: np.ndarray, options: RunOptions = RunOptions()
@@ -74,7 +79,8 @@ def integrate(params: Parameters, times: np.ndarray, options: RunOptions):
     y : ndarray, shape (B, T, 2d + 2d^2)
         Packed states (`equations.pack`) at ``times``; NaN after a failure.
     status : ndarray of int8, shape (B,)
-        0 ok, 1 non-finite, 2 step budget used up, 3 step-size underflow.
+        0 ok, 1 non-finite or diverged (some ``|y| > 1e3``), 2 step budget
+        used up, 3 step-size underflow.
     reached : ndarray, shape (B,)
         Time the point got to (``times[-1]`` when it finished).
     steps : ndarray of int64, shape (B,)
@@ -144,7 +150,10 @@ def _checked_times(times) -> np.ndarray:
 
 def _failure(code: int, reached: float, steps: int, options: RunOptions):
     if code == _NONFINITE:
-        return Status.NONFINITE, f"state became non-finite near t = {reached:.6g}"
+        return (
+            Status.NONFINITE,
+            f"state diverged or became non-finite near t = {reached:.6g}",
+        )
     if code == _BUDGET:
         return (
             Status.BUDGET,
@@ -388,6 +397,9 @@ def _integrate_point(
 
         # Accept: emit every sample time inside (t, t + h].
         t_new = t_end if last else t + h
+        for i in range(m):
+            if abs(y_new[i]) > _DIVERGED:
+                return _NONFINITE, t, steps
         while sample < T and times[sample] <= t_new:
             if times[sample] == t_new:
                 out[sample, :] = y_new
