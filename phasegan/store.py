@@ -1,0 +1,444 @@
+"""The Zarr store of a sweep: layout, creation, block writes, progress, loading.
+
+One xarray Dataset in Zarr format 3 (CONTRACT.md, "The store"). Dimensions:
+one per grid axis in spec order, then ``seed`` for simulations, then ``time``,
+``feature`` and ``gen_feature``. The store is created from the spec, metadata
+only, before any task runs; each task then fills exactly one chunk of every
+variable from the worker. Chunks along the grid dimensions are the blocks of
+`phasegan.grid`, and along every other dimension they span the whole
+dimension, so no chunk is ever shared by two tasks (see `create`).
+
+Unwritten cells read as their fill value, never as a computed zero: ``-1`` for
+``label`` and ``status``, NaN for floats and ``""`` for ``message``. A point's
+``label`` is written after everything else of its block, so ``label >= 0``
+means the point is complete.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+import uuid
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from phasegan.classify import DIAGNOSTICS, LABELS
+from phasegan.errors import InputError, StoreMismatchError
+from phasegan.model.trajectories import Status
+
+#: Status code of a run whose method raised instead of returning (not a
+#: `Status` of the model: an unexpected exception, caught by the engine).
+EXCEPTION = 100
+NOT_COMPUTED = -1
+
+AXIS_LONG_NAMES = {
+    "noise": "noise level eta_T = eta_G",
+    "noise_true": "noise level of the real data eta_T",
+    "noise_gen": "noise level of the generated data eta_G",
+    "tau": "discriminator learning rate tau",
+    "tau_gen": "generator learning rate tau_gen",
+    "lambda": "feature strength lambda (every feature)",
+    "lambda_gen": "generator feature strength lambda_gen (every feature)",
+    "q0": "initial overlap q0",
+    "P0": "initial overlap P0",
+    "n": "ambient dimension n",
+}
+_LIBRARIES = ("numpy", "scipy", "numba", "dask", "distributed", "xarray", "zarr")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One data variable of the store: its trailing dims, dtype and fill."""
+
+    name: str
+    tail: tuple
+    dtype: str
+    fill: object
+    attrs: dict
+
+
+def variables(spec) -> list:
+    """Every data variable of a sweep's store, ``label`` last."""
+    out = [
+        Variable(
+            "q", ("time", "feature"), "float64", np.nan,
+            {"long_name": "overlap q = U^T w of the discriminator with each "
+             "true feature (MODEL.md section 3)", "units": "1"},
+        ),
+        Variable(
+            "P", ("time", "feature", "gen_feature"), "float64", np.nan,
+            {"long_name": "overlap P = U^T V of true feature i with generator "
+             "feature j", "units": "1"},
+        ),
+        Variable(
+            "r", ("time", "gen_feature"), "float64", np.nan,
+            {"long_name": "overlap r = V^T w of the discriminator with each "
+             "generator feature", "units": "1"},
+        ),
+    ]  # fmt: skip
+    for diag in DIAGNOSTICS:
+        out.append(
+            Variable(
+                diag.name, ("feature",) if diag.per_feature else (), "float64",
+                np.nan, {"long_name": diag.long_name, "units": diag.units},
+            )
+        )  # fmt: skip
+    statuses = [s for s in Status] + [None]
+    out.append(
+        Variable(
+            "status", (), "int8", NOT_COMPUTED,
+            {
+                "long_name": "outcome of the method for this run",
+                "flag_values": [int(s) if s is not None else EXCEPTION
+                                for s in statuses],
+                "flag_meanings": " ".join(
+                    s.name.lower() if s is not None else "exception"
+                    for s in statuses
+                ),
+                "missing_value_meaning": "-1: not computed yet",
+            },
+        )
+    )  # fmt: skip
+    out.append(
+        Variable(
+            "message", (), "str", "",
+            {"long_name": "why the run failed ('' when it did not)"},
+        )
+    )  # fmt: skip
+    out.append(
+        Variable(
+            "label", (), "int8", NOT_COMPUTED,
+            {
+                "long_name": "regime of the training dynamics (MODEL.md section 7)",
+                "flag_values": list(range(len(LABELS))),
+                "flag_meanings": " ".join(LABELS),
+                "missing_value_meaning": "-1: not computed yet",
+            },
+        )
+    )  # fmt: skip
+    return out
+
+
+def grid_dims(spec) -> tuple:
+    """Dimensions every variable starts with: the axes, then ``seed``."""
+    dims = tuple(axis.name for axis in spec.axes)
+    return dims + ("seed",) if spec.simulation else dims
+
+
+# --- create -------------------------------------------------------------------
+
+
+def create(spec, path, chunks: tuple) -> None:
+    """Create the store of ``spec`` at ``path``: metadata and coordinates only.
+
+    Built in a temporary directory beside ``path`` and renamed into place, so
+    a store at ``path`` always has its full metadata even if this process is
+    killed half-way.
+
+    Chunks equal ``chunks`` (the blocks of `phasegan.grid`) along the grid
+    dimensions and span every other dimension whole. This is where the rule
+    "one task writes one chunk, no chunk is shared between tasks" is
+    guaranteed: a block's region covers exactly one chunk of each variable.
+    """
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.creating")
+    try:
+        _build(spec, staging, chunks)
+        os.rename(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build(spec, path: Path, chunks: tuple):
+    group = zarr.create_group(store=str(path), zarr_format=3, attributes=_attrs(spec))
+    sizes = dict(zip(grid_dims(spec), spec.shape + (spec.replicas,)))
+    sizes.update(time=spec.samples, feature=spec.d, gen_feature=spec.d)
+    lead_chunks = tuple(chunks) + ((spec.replicas,) if spec.simulation else ())
+
+    for axis in spec.axes:
+        dtype = "int64" if axis.name == "n" else "float64"
+        attrs = {
+            "long_name": AXIS_LONG_NAMES[axis.name],
+            "units": "1",
+            "spacing": "log" if axis.log else "linear",
+        }
+        _coordinate(group, axis.name, np.asarray(axis.values, dtype=dtype), attrs)
+    if spec.simulation:
+        _coordinate(group, "seed", np.arange(spec.replicas), {
+            "long_name": "replica: independent run at the same point",
+            "units": "1"})  # fmt: skip
+    _coordinate(group, "time", spec.times, {
+        "long_name": "training time t = k / n (SGD steps per dimension)",
+        "units": "1"})  # fmt: skip
+    _coordinate(group, "feature", np.arange(spec.d), {
+        "long_name": "index i of a true feature", "units": "1"})  # fmt: skip
+    _coordinate(group, "gen_feature", np.arange(spec.d), {
+        "long_name": "index j of a generator feature", "units": "1"})  # fmt: skip
+
+    for var in variables(spec):
+        dims = grid_dims(spec) + var.tail
+        group.create_array(
+            var.name,
+            shape=tuple(sizes[d] for d in dims),
+            dtype=var.dtype,
+            chunks=lead_chunks + tuple(sizes[d] for d in var.tail),
+            fill_value=var.fill,
+            dimension_names=list(dims),
+            attributes=var.attrs,
+        )
+
+    # xarray reads the consolidated metadata without a warning; zarr warns
+    # that format 3 has not standardized it yet, which users cannot act on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(path))
+
+
+def _coordinate(group, name, values, attrs):
+    array = group.create_array(
+        name, shape=values.shape, dtype=values.dtype, chunks=values.shape,
+        dimension_names=[name], attributes=attrs,
+    )  # fmt: skip
+    array[...] = values
+
+
+def _attrs(spec) -> dict:
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"
+    )
+    attrs = {
+        "title": f"phasegan sweep {spec.name}: {spec.method} over "
+        + " x ".join(axis.name for axis in spec.axes),
+        "Conventions": "CF-1.11",
+        "source": f"phasegan {_version('phasegan')}",
+        "history": f"{created} created by phasegan {_version('phasegan')}",
+        "name": spec.name,
+        "method": spec.method,
+        "spec": spec.text,
+        "spec_hash": spec.hash,
+        "created": created,
+        "phasegan_version": _version("phasegan"),
+        "python_version": platform.python_version(),
+    }
+    for library in _LIBRARIES:
+        attrs[f"{library}_version"] = _version(library)
+    return attrs
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# --- open, check, remove ------------------------------------------------------
+
+
+def read_attrs(path) -> dict | None:
+    """The group attributes of a phasegan store, or None if ``path`` is none."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        return None
+    try:
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    except Exception:  # a broken or foreign zarr.json: not ours
+        return None
+    return attrs if "spec_hash" in attrs else None
+
+
+def check_writable(path) -> None:
+    """Raise `InputError` if a store could not be created at ``path``."""
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise InputError(
+            "store", "exists and is not a directory", str(path),
+            "choose another path with --store",
+        )  # fmt: skip
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(
+            "store", f"cannot be written ({parent} is not a writable directory)",
+            str(path), "choose a writable location with --store",
+        )  # fmt: skip
+
+
+def check_matches(path, spec) -> None:
+    """Raise `StoreMismatchError` unless the store at ``path`` was made by ``spec``."""
+    attrs = read_attrs(path)
+    if attrs is None:
+        raise InputError(
+            "store", "exists and is not a phasegan store", str(path),
+            "choose another path with --store; it is not overwritten",
+        )  # fmt: skip
+    if attrs["spec_hash"] != spec.hash:
+        raise StoreMismatchError(
+            "store",
+            f"was made by another spec ({attrs.get('name')}, hash "
+            f"{attrs['spec_hash'][:12]}; this spec has {spec.hash[:12]})",
+            str(path),
+            "give --overwrite to replace it, or --store for a new path",
+        )
+
+
+def remove(path) -> None:
+    """Delete a phasegan store; refuses a directory that is not one."""
+    if read_attrs(path) is None:
+        raise InputError(
+            "store", "is not a phasegan store, so it is not deleted", str(path)
+        )
+    shutil.rmtree(path)
+
+
+def chunks(path) -> tuple:
+    """Chunk shape of the store along the grid axes (the blocks)."""
+    group = zarr.open_group(str(path), mode="r")
+    label = group["label"]
+    axes = len(label.shape) - (1 if "seed" in label.metadata.dimension_names else 0)
+    return tuple(label.chunks[:axes])
+
+
+def read_label(path) -> np.ndarray:
+    """The whole label array (grid axes, then seed), int8."""
+    return zarr.open_group(str(path), mode="r")["label"][...]
+
+
+# --- write --------------------------------------------------------------------
+
+
+def write_region(path, region: tuple, values: dict) -> None:
+    """Write one block's values (name -> array of the region's shape).
+
+    ``label`` goes last, after every other variable, so a reader never sees a
+    label for a point whose data is not on disk yet.
+    """
+    group = zarr.open_group(str(path), mode="r+")
+    names = sorted(values, key=lambda name: name == "label")
+    for name in names:
+        group[name][region] = values[name]
+
+
+def block_values(traj, result, shape: tuple, simulation: bool) -> dict:
+    """A block's trajectories and classification in the store's layout.
+
+    Parameters
+    ----------
+    traj : Trajectories
+        ``B`` points x ``R`` replicas; ``B`` = prod(shape).
+    result : Classification
+    shape : tuple of int
+        The block's shape along the grid axes.
+    simulation : bool
+        Keep the replica axis as ``seed``; otherwise drop it (``R = 1``).
+    """
+
+    def layout(array):
+        array = np.asarray(array)
+        array = array.reshape(tuple(shape) + array.shape[1:])
+        if not simulation:
+            array = array.reshape(array.shape[: len(shape)] + array.shape[len(shape) + 1 :])
+        return array
+
+    out = {
+        "q": layout(traj.q),
+        "P": layout(traj.P),
+        "r": layout(traj.r),
+        "status": layout(traj.status.astype(np.int8)),
+        "message": layout(np.asarray(traj.message, dtype=str)),
+    }
+    for diag in DIAGNOSTICS:
+        out[diag.name] = layout(np.asarray(result.diagnostics[diag.name], dtype=np.float64))
+    out["label"] = layout(result.label.astype(np.int8))
+    return out
+
+
+# --- progress and loading -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the store says about a sweep, read from the store alone.
+
+    Attributes
+    ----------
+    done, total : int
+        Runs (points x seeds) with a label, and all runs.
+    counts : dict of str -> int
+        Runs per label name.
+    attrs : dict
+        The store's provenance attributes.
+    rate : float or None
+        Runs per second over the recent writes; None before two writes.
+    last_write : float or None
+        POSIX time of the newest label chunk.
+    """
+
+    done: int
+    total: int
+    counts: dict
+    attrs: dict
+    rate: float | None
+    last_write: float | None
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the recent rate, None when unknown."""
+        if self.complete:
+            return 0.0
+        if not self.rate:
+            return None
+        return (self.total - self.done) / self.rate
+
+
+def progress(path) -> Progress:
+    """Points done and total, label counts and the recent rate of a store."""
+    attrs = read_attrs(path)
+    if attrs is None:
+        raise InputError("STORE", "is not a phasegan store", str(path))
+    label = read_label(path)
+    done = int((label >= 0).sum())
+    counts = {name: int((label == code).sum()) for code, name in enumerate(LABELS)}
+    rate, last = _write_rate(Path(path), done)
+    return Progress(
+        done=done, total=int(label.size), counts=counts, attrs=attrs,
+        rate=rate, last_write=last,
+    )  # fmt: skip
+
+
+def _write_rate(path: Path, done: int, recent: int = 20):
+    """Rate from the modification times of the label chunks (local stores)."""
+    times = []
+    for root, _, files in os.walk(path / "label" / "c"):
+        times += [os.stat(os.path.join(root, f)).st_mtime
+                  for f in files if not f.endswith(".partial")]  # fmt: skip
+    if not times:
+        return None, None
+    times.sort()
+    last = times[-1]
+    window = times[-recent:]
+    if len(window) < 2 or window[-1] <= window[0]:
+        return None, last
+    per_chunk = done / len(times)
+    return (len(window) - 1) * per_chunk / (window[-1] - window[0]), last
+
+
+def load(path):
+    """The store at ``path`` as a lazy `xarray.Dataset` (Dask-backed)."""
+    import xarray as xr
+
+    if read_attrs(path) is None:
+        raise InputError("STORE", "is not a phasegan store", str(path))
+    return xr.open_zarr(str(path))
