@@ -105,8 +105,14 @@ def prepare(spec: Spec, *, overwrite: bool = False) -> tuple:
 
     if not exists:
         grid = Grid.for_spec(spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        store.create(spec, path, grid.chunks)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            store.create(spec, path, grid.chunks)
+        except OSError as exc:
+            raise InputError(
+                "store", f"cannot be created ({exc.strerror or exc})", str(path),
+                "choose a writable location with --store",
+            ) from None  # fmt: skip
         log.info(
             "created %s: %d points%s in %d blocks of %s",
             path, spec.size, _seeds(spec), grid.size, "x".join(map(str, grid.chunks)),
@@ -316,9 +322,10 @@ def _solve(spec, params, options):
         t0 = time.perf_counter()
         traj = solve(params, spec.times, options)
         kernel = time.perf_counter() - t0
-        result = classify(
-            traj, recovery=spec.recovery, n=params.n if spec.simulation else None
-        )
+        if spec.simulation:
+            result = classify(traj, recovery=spec.recovery, n=params.n)
+        else:  # the ODE end state's stability decides settled vs oscillating
+            result = classify(traj, recovery=spec.recovery, params=params)
     return traj, result, kernel
 
 

@@ -108,8 +108,11 @@ class Spec:
     text : str
         The spec as canonical YAML, every default written out; parsing it
         gives the same spec and the same hash.
+    identity : str
+        `text` without ``store`` and ``figure``: what decides the results.
+        The store keeps it, so a store does not depend on where it was made.
     hash : str
-        SHA-256 of everything that decides the results (not store or figure).
+        SHA-256 of `identity` (of its JSON form).
     """
 
     name: str
@@ -125,6 +128,7 @@ class Spec:
     store: str
     figure: str
     text: str
+    identity: str
     hash: str
 
     @property
@@ -272,8 +276,10 @@ def _validate(raw: dict) -> Spec:
 
     _check_size(axes_raw, d, samples, replicas)
     axes = tuple(_axis(name, spec, method) for name, spec in axes_raw.items())
-    fixed = _fixed_values(model, init, sim, d, axes, method)
-    _check_model_rules(fixed, axes, model, method, d)
+    given = _given_values(model, init, sim, d, axes, method)
+    _check_model_rules(given, axes, model, method, d)
+    swept = {field for axis in axes for field in AXIS_FIELDS[axis.name]}
+    fixed = {k: v for k, v in given.items() if k not in swept}
 
     store = raw.get("store", f"results/{name}.zarr")
     if not isinstance(store, str) or not store.strip():
@@ -303,9 +309,7 @@ def _validate(raw: dict) -> Spec:
         del canonical["init"]
 
     identity = {k: v for k, v in canonical.items() if k not in ("store", "figure")}
-    digest = hashlib.sha256(
-        json.dumps(identity, sort_keys=True).encode()
-    ).hexdigest()
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return Spec(
         name=name,
         method=method,
@@ -320,6 +324,7 @@ def _validate(raw: dict) -> Spec:
         store=store,
         figure=figure,
         text=dump_yaml(canonical),
+        identity=dump_yaml(identity),
         hash=digest,
     )
 
@@ -537,57 +542,57 @@ def _axis_text(axis: Axis, raw: dict) -> dict:
 # --- model values and rules ---------------------------------------------------
 
 
-def _fixed_values(model, init, sim, d, axes, method) -> dict:
-    """`Parameters` field -> value for every field no axis sets."""
+def _given_values(model, init, sim, d, axes, method) -> dict:
+    """`Parameters` field -> value for every field given outside the grid.
+
+    A value a grid axis overrides is still read and checked (it is in the
+    spec, and would count as soon as the axis goes); one that no axis sets
+    must be given.
+    """
     swept = {field for axis in axes for field in AXIS_FIELDS[axis.name]}
-    on_grid = {axis.name for axis in axes}
-    fixed = {}
+    given = {}
 
     for key, field in (("lambda", "lam"), ("lambda_gen", "lam_gen")):
-        if field in swept:
-            continue
-        value = _required_param(model, key, on_grid)
-        fixed[field] = _feature_values(value, f"model.{key}", d)
+        if key in model:
+            given[field] = _feature_values(model[key], f"model.{key}", d)
+        elif field not in swept:
+            raise _missing("model", key)
 
     for field in ("noise_true", "noise_gen"):
-        if field in swept:
-            continue
         key = field if field in model else "noise"
-        if key not in model:
+        if key in model:
+            given[field] = _number(model[key], f"model.{key}")
+        elif field not in swept:
             raise InputError(
                 f"model.{field}", "is required",
                 hint="give model.noise (both noises) or noise_true and noise_gen",
             )  # fmt: skip
-        fixed[field] = _number(model[key], f"model.{key}")
 
     for key, section, name in (
         ("tau", model, "model"),
         ("tau_gen", model, "model"),
         ("q0", init, "init"),
         ("P0", init, "init"),
+        ("n", sim, "sim"),
     ):
-        if key in swept:
-            continue
-        fixed[key] = _number(
-            _required_param(section, key, on_grid, name), f"{name}.{key}"
-        )
-
-    if "n" not in swept:
-        if method == "ode":
-            n = sim.get("n", 0)
-            fixed["n"] = _integer(n, "sim.n", 0) if "n" in sim else 0
-        else:
-            fixed["n"] = _integer(_required_param(sim, "n", on_grid, "sim"), "sim.n", 1)
-    return fixed
+        if key in section:
+            given[key] = (
+                _integer(section[key], "sim.n", 0)
+                if key == "n"
+                else _number(section[key], f"{name}.{key}")
+            )
+        elif key == "n" and method == "ode":
+            given[key] = 0  # the ODE is the n -> infinity limit
+        elif key not in swept:
+            raise _missing(name, key)
+    return given
 
 
-def _required_param(section: dict, key: str, on_grid, name: str = "model"):
-    if key not in section:
-        raise InputError(
-            f"{name}.{key}", "is required",
-            hint=f"give it a value in {name}, or make it a grid axis",
-        )  # fmt: skip
-    return section[key]
+def _missing(section: str, key: str) -> InputError:
+    return InputError(
+        f"{section}.{key}", "is required",
+        hint=f"give it a value in {section}, or make it a grid axis",
+    )  # fmt: skip
 
 
 def _feature_values(value, field: str, d: int) -> tuple:
@@ -600,37 +605,40 @@ def _feature_values(value, field: str, d: int) -> tuple:
     return (_number(value, field),) * d
 
 
-def _check_model_rules(fixed, axes, model, method, d):
-    """Run `Parameters.validated` on every axis value, naming spec fields."""
+def _check_model_rules(given, axes, model, method, d):
+    """Run `Parameters.validated` on every value given and every axis value,
+    naming spec fields."""
     simulation = method != "ode"
-    base = dict(fixed)
-    for axis in axes:
-        for field in AXIS_FIELDS[axis.name]:
-            base.setdefault(field, axis.values[0])
+    axis_of = {field: axis.name for axis in axes for field in AXIS_FIELDS[axis.name]}
+    first = {field: axis.values[0] for axis in axes for field in AXIS_FIELDS[axis.name]}
 
-    def block(field_values: dict, size: int) -> Parameters:
-        columns = {**base, **field_values}
+    def block(columns: dict, size: int, swept=()) -> Parameters:
+        columns = dict(columns)
         for field in ("lam", "lam_gen"):
             value = np.asarray(columns[field], dtype=np.float64)
-            if field in field_values:
+            if field in swept:
                 value = value[:, None]  # one axis value for every feature
             columns[field] = np.broadcast_to(value, (size, d))
         return Parameters(**columns)
 
-    # Every other axis sits at its first value, so a bad field is either the
-    # axis being checked, another axis (first value) or a fixed value.
-    axis_of = {field: axis.name for axis in axes for field in AXIS_FIELDS[axis.name]}
+    def path_of(field: str, written: bool) -> str:
+        if written or field not in axis_of:
+            return _spec_path(field, model)
+        return f"grid.{axis_of[field]}"
 
-    def path_of(field: str) -> str:
-        if field in axis_of:
-            return f"grid.{axis_of[field]}"
-        return _spec_path(field, model)
-
-    _validated(block({}, 1), simulation, path_of)
+    # The values as written, where missing ones the axes' first values.
+    _validated(
+        block({**first, **given}, 1), simulation, lambda f: path_of(f, f in given)
+    )
+    # Each axis in turn, every other axis at its first value.
     for axis in axes:
         values = np.asarray(axis.values)
-        fields = {field: values for field in AXIS_FIELDS[axis.name]}
-        _validated(block(fields, len(values)), simulation, path_of)
+        swept = AXIS_FIELDS[axis.name]
+        columns = {**given, **first, **{field: values for field in swept}}
+        _validated(
+            block(columns, len(values), swept), simulation,
+            lambda f: path_of(f, False),
+        )  # fmt: skip
 
 
 def _validated(params: Parameters, simulation: bool, path_of):

@@ -221,7 +221,7 @@ def _attrs(spec) -> dict:
         "history": f"{created} created by phasegan {_version('phasegan')}",
         "name": spec.name,
         "method": spec.method,
-        "spec": spec.text,
+        "spec": spec.identity,
         "spec_hash": spec.hash,
         "created": created,
         "phasegan_version": _version("phasegan"),
