@@ -3,8 +3,8 @@
 The d = 1 grid is lambda = lambda~ = 1, tau = 0.5, noise x tau_gen, integrated
 to t = 3000 with 600 samples, as in the main job. On it:
 
-- ``trace J = tau_gen - tau^2 noise^2`` on the line ``q = r = 0`` and the
-  decay rate ``a = tau^2 noise^2 / 2`` (MODEL.md section 6);
+- ``trace J = tau_gen - 2 a`` on the line ``q = r = 0``, with the decay rate
+  ``a = tau^2 noise^2`` (equal noises; MODEL.md section 6);
 - a state labelled settled must be stable: its Jacobian (computed) has no
   eigenvalue with real part above `STABILITY_TOL` = 1e-6, a growth that
   changes a perturbation by 0.3 % over the whole run. Zero eigenvalues of the
