@@ -155,8 +155,10 @@ def classify(
     Parameters
     ----------
     traj : Trajectories
-        ``B`` points x ``R`` runs at ``T`` evenly spaced times; ``T >= 16``
-        for a trend (with fewer samples only the amplitude is judged).
+        ``B`` points x ``R`` runs at ``T`` evenly spaced times. With
+        ``T >= 32`` the windows cover the last half; with fewer they reach
+        further back, and below 8 samples there is no trend and only the
+        amplitude is judged.
     recovery : float
         Feature ``i`` is recovered when ``max_j |P_ij| >= recovery``.
     n : int or ndarray of int, shape (B,), optional
@@ -209,6 +211,9 @@ def classify(
     end_growth = np.full((B, R), np.nan)
     if params is not None and n is None:
         end_growth = _end_growth(traj, params, label != ERROR)
+        # A state still a distance delta from rest has eigenvalues off by
+        # about delta (the second derivatives are of order one), so the
+        # remaining motion widens the margin.
         margin = STABILITY_TOL + amplitude + np.nan_to_num(drift)
         settled = np.isin(label, (CONVERGED, FAILED, PARTIAL))
         label[settled & (end_growth > margin)] = OSCILLATING
