@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 
@@ -331,9 +332,15 @@ def _validate(args) -> int:
     print(f"time       t_max {spec.t_max:g}, {spec.samples} samples per trajectory")
     print(f"store      {spec.store}, up to {_size(spec.runs * spec.run_bytes)} "
           "of trajectories (before compression)")  # fmt: skip
-    print(f"cost       about {_duration(cost)} of CPU time "
-          "(a rough model; the ODE is much faster where it settles early)")  # fmt: skip
+    cores = os.cpu_count() or 1
+    print(f"cost       {_about(cost)} of CPU time, {_about(cost / cores)} on "
+          f"{cores} cores (a rough model of the kernels, not of start-up)")  # fmt: skip
     return 0
+
+
+def _about(seconds: float) -> str:
+    text = _duration(seconds)
+    return text if text.startswith("under") else f"about {text}"
 
 
 def _size(nbytes: float) -> str:

@@ -51,9 +51,9 @@ class RunResult:
         Read from the store at the end.
     wall : float
         Seconds from the call to the end, cluster start-up included.
-    task_seconds, kernel_seconds : float
+    task_seconds, kernel_seconds, write_seconds : float
         Summed over the blocks this call ran: time inside the tasks, and the
-        part of it inside the model's method kernels.
+        parts of it inside the model's method kernels and writing the store.
     failures : list of str
         Blocks whose task raised (not points: those are labelled ``error``).
     """
@@ -65,6 +65,7 @@ class RunResult:
     wall: float
     task_seconds: float = 0.0
     kernel_seconds: float = 0.0
+    write_seconds: float = 0.0
     failures: list = field(default_factory=list)
 
 
@@ -178,6 +179,7 @@ def run(
         wall=time.perf_counter() - start,
         task_seconds=sum(s.get("task", 0.0) for s in stats),
         kernel_seconds=sum(s.get("kernel", 0.0) for s in stats),
+        write_seconds=sum(s.get("write", 0.0) for s in stats),
         failures=[s["error"] for s in stats if "error" in s],
     )
     _log_summary(result)
@@ -248,9 +250,11 @@ def _log_summary(result: RunResult):
     )  # fmt: skip
     if result.task_seconds > 0:
         log.info(
-            "time in tasks %.1f s, of which model kernels %.1f s (%.0f%%)",
+            "time in tasks %.1f s: model kernels %.1f s (%.0f%%), store writes "
+            "%.1f s, the rest (parameters, classifier) %.1f s",
             result.task_seconds, result.kernel_seconds,
-            100 * result.kernel_seconds / result.task_seconds,
+            100 * result.kernel_seconds / result.task_seconds, result.write_seconds,
+            result.task_seconds - result.kernel_seconds - result.write_seconds,
         )  # fmt: skip
     for failure in result.failures:
         log.error("task failed: %s", failure)
@@ -275,17 +279,20 @@ def compute_block(spec: Spec, path, chunks: tuple, block: int) -> dict:
             point_ids=grid.point_ids(block),
         )
         traj, result, kernel = _solve_block(spec, params, options)
+        computed = time.perf_counter()
         values = store.block_values(
             traj, result, grid.region_shape(block), spec.simulation
         )
         store.write_region(path, grid.slices(block), values)
     except Exception:
         return {"block": block, "error": f"block {block}: {traceback.format_exc()}"}
+    end = time.perf_counter()
     return {
         "block": block,
         "points": params.size,
         "kernel": kernel,
-        "task": time.perf_counter() - start,
+        "write": end - computed,
+        "task": end - start,
     }
 
 

@@ -30,8 +30,8 @@ MIN_BLOCKS = 32
 #: Rough single-core costs, measured on a 2-core test machine; they only shape
 #: blocks and the estimate `phasegan validate` prints.
 _ODE_SECONDS_PER_TIME = 1e-5  # one point, per unit of model time
-_SIM_SECONDS_PER_FLOP = 2e-9  # one SGD step costs ~ 4 n d flops
-_REDUCED_SECONDS_PER_STEP = 2e-6  # one exact step in the (2d+3) frame, d = 1
+_SIM_SECONDS_PER_FLOP = 5e-9  # one SGD step costs ~ 4 n d flops
+_REDUCED_SECONDS_PER_STEP = 3e-7  # one exact step in the (2d+3) frame, d = 1
 
 
 def point_cost(spec: Spec) -> float:
