@@ -41,49 +41,83 @@ def build_parser() -> argparse.ArgumentParser:
         description="Phase diagrams of GAN training in a solvable model, "
         "swept on Dask and stored in Zarr.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging, tracebacks on failure")  # fmt: skip
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging, tracebacks on failure",
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
 
     run = commands.add_parser("run", help="run (or resume) a sweep")
     run.add_argument("spec", metavar="SPEC.yaml")
     run.add_argument("--store", metavar="PATH", help="store path (default: spec's)")
-    run.add_argument("--workers", type=_positive, metavar="N",
-                     help="local worker processes (default: number of cores)")  # fmt: skip
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="local worker processes (default: number of cores)",
+    )
     where = run.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", metavar="ADDRESS",
-                       help="a running scheduler tcp://HOST:PORT, or threads/processes/"
-                       "sync for Dask's single-machine schedulers")  # fmt: skip
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running scheduler tcp://HOST:PORT, or threads/processes/"
+        "sync for Dask's single-machine schedulers",
+    )
     where.add_argument("--cluster", metavar="NAME", help="slurm or pbs (dask-jobqueue)")
-    run.add_argument("--overwrite", action="store_true",
-                     help="replace a store made by another spec")  # fmt: skip
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one spec value by dotted path, e.g. model.tau=0.3")  # fmt: skip
-    run.add_argument("--detach", action="store_true",
-                     help="submit to --scheduler and exit (not available yet)")  # fmt: skip
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace a store made by another spec"
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one spec value by dotted path, e.g. model.tau=0.3",
+    )
+    run.add_argument(
+        "--detach",
+        action="store_true",
+        help="submit to --scheduler and exit (not available yet)",
+    )
     run.add_argument("--no-plot", action="store_true", help="skip the phase diagram")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     status = commands.add_parser("status", help="progress of a store")
     status.add_argument("store", metavar="STORE")
-    status.add_argument("--watch", action="store_true", help="a progress bar until done")
+    status.add_argument(
+        "--watch", action="store_true", help="a progress bar until done"
+    )
 
-    cancel = commands.add_parser("cancel", help="stop a detached sweep (not available yet)")
+    cancel = commands.add_parser(
+        "cancel", help="stop a detached sweep (not available yet)"
+    )
     cancel.add_argument("store", metavar="STORE")
     cancel.add_argument("--scheduler", metavar="ADDRESS", required=True)
 
     plot = commands.add_parser("plot", help="phase diagram or trajectories of stores")
-    plot.add_argument("stores", metavar="STORE", nargs="+",
-                      help="one store; with --trajectories, ODE and simulation "
-                      "stores to overlay")  # fmt: skip
+    plot.add_argument(
+        "stores",
+        metavar="STORE",
+        nargs="+",
+        help="one store; with --trajectories, ODE and simulation stores to overlay",
+    )
     plot.add_argument("-o", "--output", metavar="FILE.png")
-    plot.add_argument("--trajectories", action="store_true",
-                      help="q, P, r over time at chosen points")  # fmt: skip
+    plot.add_argument(
+        "--trajectories", action="store_true", help="q, P, r over time at chosen points"
+    )
     plot.add_argument("--x", metavar="AXIS", help="horizontal grid axis")
     plot.add_argument("--y", metavar="AXIS", help="vertical grid axis")
-    plot.add_argument("--point", action="append", default=[], metavar="AXIS=V,...",
-                      help="a point for --trajectories (repeatable), e.g. "
-                      "noise=0.5,tau_gen=0.1")  # fmt: skip
+    plot.add_argument(
+        "--point",
+        action="append",
+        default=[],
+        metavar="AXIS=V,...",
+        help="a point for --trajectories (repeatable), e.g. noise=0.5,tau_gen=0.1",
+    )
 
     validate = commands.add_parser("validate", help="check a spec, print size and cost")
     validate.add_argument("spec", metavar="SPEC.yaml")
@@ -116,15 +150,19 @@ def main(argv=None) -> int:
         print(f"phasegan: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("phasegan: interrupted; run the same command again to resume",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "phasegan: interrupted; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 1
     except Exception as exc:
         if verbose:
             log.exception("failed")
-        print(f"phasegan: error: {type(exc).__name__}: {exc}"
-              + ("" if verbose else " (--verbose for the traceback)"),
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"phasegan: error: {type(exc).__name__}: {exc}"
+            + ("" if verbose else " (--verbose for the traceback)"),
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -180,9 +218,11 @@ def _run(args) -> int:
         print(f"figure: {figure}")
     if result.failures or not result.progress.complete:
         missing = result.progress.total - result.progress.done
-        print(f"phasegan: error: {len(result.failures)} blocks failed, {missing} runs "
-              "not computed; see the log above, then run again to retry them",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"phasegan: error: {len(result.failures)} blocks failed, {missing} runs "
+            "not computed; see the log above, then run again to retry them",
+            file=sys.stderr,
+        )
         return 1
     return 1 if failed else 0
 
@@ -218,8 +258,10 @@ def _status(args) -> int:
     progress = store.progress(args.store)
     attrs = progress.attrs
     print(f"store      {args.store}")
-    print(f"sweep      {attrs['name']} ({attrs['method']}), spec {attrs['spec_hash'][:12]}, "
-          f"created {attrs['created']}")  # fmt: skip
+    print(
+        f"sweep      {attrs['name']} ({attrs['method']}), "
+        f"spec {attrs['spec_hash'][:12]}, created {attrs['created']}"
+    )
     versions = ", ".join(
         f"{lib} {attrs[f'{lib}_version']}"
         for lib in ("phasegan", "numpy", "scipy", "dask", "xarray", "zarr")
@@ -265,8 +307,11 @@ def _watch(path, progress, interval: float = 2.0):
     width = 40
     while True:
         filled = int(width * progress.done / max(progress.total, 1))
-        print(f"\r[{'#' * filled}{' ' * (width - filled)}] "
-              f"{_progress_line(progress)}   ", end="", flush=True)  # fmt: skip
+        print(
+            f"\r[{'#' * filled}{' ' * (width - filled)}] {_progress_line(progress)}   ",
+            end="",
+            flush=True,
+        )
         if progress.complete:
             print()
             return
@@ -295,8 +340,11 @@ def _plot(args) -> int:
         plot.trajectories(datasets, points=points, out=out)
     else:
         if len(datasets) > 1:
-            raise InputError("STORE", "give one store for a phase diagram",
-                             hint="several stores are for --trajectories")  # fmt: skip
+            raise InputError(
+                "STORE",
+                "give one store for a phase diagram",
+                hint="several stores are for --trajectories",
+            )
         out = args.output or f"{stem}.png"
         plot.phase_diagram(datasets[0], x=args.x, y=args.y, out=out)
     print(f"figure: {out}")
@@ -325,16 +373,26 @@ def _validate(args) -> int:
     cost = grid.point_cost(spec) * spec.size
     axes = " x ".join(f"{a.name}[{len(a)}]" for a in spec.axes)
     print(f"{args.spec}: valid")
-    print(f"sweep      {spec.name} ({spec.method}, d = {spec.d}), spec {spec.hash[:12]}")
-    print(f"grid       {axes} = {spec.size} points"
-          + (f" x {spec.replicas} seeds = {spec.runs} runs" if spec.simulation else ""))  # fmt: skip
-    print(f"blocks     {blocks.size} tasks of {'x'.join(map(str, blocks.chunks))} points")
+    print(
+        f"sweep      {spec.name} ({spec.method}, d = {spec.d}), spec {spec.hash[:12]}"
+    )
+    print(
+        f"grid       {axes} = {spec.size} points"
+        + (f" x {spec.replicas} seeds = {spec.runs} runs" if spec.simulation else "")
+    )
+    print(
+        f"blocks     {blocks.size} tasks of {'x'.join(map(str, blocks.chunks))} points"
+    )
     print(f"time       t_max {spec.t_max:g}, {spec.samples} samples per trajectory")
-    print(f"store      {spec.store}, up to {_size(spec.runs * spec.run_bytes)} "
-          "of trajectories (before compression)")  # fmt: skip
+    print(
+        f"store      {spec.store}, up to {_size(spec.runs * spec.run_bytes)} "
+        "of trajectories (before compression)"
+    )
     cores = os.cpu_count() or 1
-    print(f"cost       {_about(cost)} of CPU time, {_about(cost / cores)} on "
-          f"{cores} cores (a rough model of the kernels, not of start-up)")  # fmt: skip
+    print(
+        f"cost       {_about(cost)} of CPU time, {_about(cost / cores)} on "
+        f"{cores} cores (a rough model of the kernels, not of start-up)"
+    )
     return 0
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from phasegan import store
-from phasegan.errors import InputError
 from phasegan.classify import DIAGNOSTICS, ERROR, Classification, classify
+from phasegan.errors import InputError
 from phasegan.grid import Grid
 from phasegan.model.methods import RunOptions, get_method
 from phasegan.model.trajectories import Trajectories
@@ -86,17 +86,21 @@ def prepare(spec: Spec, *, overwrite: bool = False) -> tuple:
     ours = exists and store.read_attrs(path) is not None
     if exists and not ours:
         raise InputError(
-            "store", "exists and is not a phasegan store", str(path),
+            "store",
+            "exists and is not a phasegan store",
+            str(path),
             "choose another path with --store; phasegan never deletes it",
-        )  # fmt: skip
+        )
     if ours and not overwrite:
         store.check_matches(path, spec)
 
     log.info(
         "sweep %s (%s, spec %s): %s",
-        spec.name, spec.method, spec.hash[:12],
+        spec.name,
+        spec.method,
+        spec.hash[:12],
         " x ".join(f"{a.name}[{len(a)}]" for a in spec.axes),
-    )  # fmt: skip
+    )
     if ours and overwrite:
         store.remove(path)
         log.info("removed the old store at %s (--overwrite)", path)
@@ -111,21 +115,30 @@ def prepare(spec: Spec, *, overwrite: bool = False) -> tuple:
             store.create(spec, path, grid.chunks)
         except OSError as exc:
             raise InputError(
-                "store", f"cannot be created ({exc.strerror or exc})", str(path),
+                "store",
+                f"cannot be created ({exc.strerror or exc})",
+                str(path),
                 "choose a writable location with --store",
-            ) from None  # fmt: skip
+            ) from None
         log.info(
             "created %s: %d points%s in %d blocks of %s",
-            path, spec.size, _seeds(spec), grid.size, "x".join(map(str, grid.chunks)),
-        )  # fmt: skip
+            path,
+            spec.size,
+            _seeds(spec),
+            grid.size,
+            "x".join(map(str, grid.chunks)),
+        )
         return grid, list(range(grid.size))
 
     grid = Grid(spec, store.chunks(path))
     todo = grid.blocks_to_run(store.read_label(path))
     log.info(
         "resuming %s: %d of %d blocks complete, %d to compute",
-        path, grid.size - len(todo), grid.size, len(todo),
-    )  # fmt: skip
+        path,
+        grid.size - len(todo),
+        grid.size,
+        len(todo),
+    )
     return grid, todo
 
 
@@ -222,7 +235,9 @@ def _compute_on_cluster(tasks, scheduler, cluster, workers, show_progress) -> li
             if future.status == "finished":
                 stats.append(future.result())
             else:
-                stats.append({"error": f"block {future.key[1]}: {future.exception()!r}"})
+                stats.append(
+                    {"error": f"block {future.key[1]}: {future.exception()!r}"}
+                )
         client.cancel(futures)
     return stats
 
@@ -245,17 +260,23 @@ def _log_summary(result: RunResult):
     done = result.progress
     log.info(
         "%s: %d of %d runs complete; this call computed %d of %d blocks in %.1f s",
-        result.store, done.done, done.total, result.blocks_run, result.blocks,
+        result.store,
+        done.done,
+        done.total,
+        result.blocks_run,
+        result.blocks,
         result.wall,
-    )  # fmt: skip
+    )
     if result.task_seconds > 0:
         log.info(
             "time in tasks %.1f s: model kernels %.1f s (%.0f%%), store writes "
             "%.1f s, the rest (parameters, classifier) %.1f s",
-            result.task_seconds, result.kernel_seconds,
-            100 * result.kernel_seconds / result.task_seconds, result.write_seconds,
+            result.task_seconds,
+            result.kernel_seconds,
+            100 * result.kernel_seconds / result.task_seconds,
+            result.write_seconds,
             result.task_seconds - result.kernel_seconds - result.write_seconds,
-        )  # fmt: skip
+        )
     for failure in result.failures:
         log.error("task failed: %s", failure)
 
@@ -309,10 +330,13 @@ def _solve_block(spec, params, options):
     parts, kernel = [], 0.0
     for i in range(params.size):
         single = RunOptions(
-            rtol=options.rtol, atol=options.atol, max_steps=options.max_steps,
-            replicas=options.replicas, root_seed=options.root_seed,
+            rtol=options.rtol,
+            atol=options.atol,
+            max_steps=options.max_steps,
+            replicas=options.replicas,
+            root_seed=options.root_seed,
             point_ids=ids[i : i + 1],
-        )  # fmt: skip
+        )
         try:
             traj, result, seconds = _solve(spec, params.point(i), single)
             kernel += seconds

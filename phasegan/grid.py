@@ -25,11 +25,11 @@ from phasegan.spec import AXIS_FIELDS, MAX_BLOCK_BYTES, MAX_BLOCKS, Spec
 TARGET_BLOCK_SECONDS = 5.0
 #: At least this many tasks when the grid has the points, so a cluster's
 #: workers all get work and the progress bar moves.
-MIN_BLOCKS = 32
+MIN_BLOCKS = 16
 
 #: Rough single-core costs, measured on a 2-core test machine; they only shape
 #: blocks and the estimate `phasegan validate` prints.
-_ODE_SECONDS_PER_TIME = 1e-5  # one point, per unit of model time
+_ODE_SECONDS_PER_TIME = 2e-6  # one point, per unit of model time
 _SIM_SECONDS_PER_FLOP = 5e-9  # one SGD step costs ~ 4 n d flops
 _REDUCED_SECONDS_PER_STEP = 3e-7  # one exact step in the (2d+3) frame, d = 1
 
@@ -103,7 +103,8 @@ class Grid:
     def counts(self) -> tuple:
         """Number of blocks along each axis."""
         return tuple(
-            math.ceil(length / size) for length, size in zip(self.spec.shape, self.chunks)
+            math.ceil(length / size)
+            for length, size in zip(self.spec.shape, self.chunks)
         )
 
     @property
@@ -126,9 +127,9 @@ class Grid:
         """Flat grid indices of the block's points, in C order, shape (B,)."""
         ranges = [np.arange(s.start, s.stop) for s in self.slices(block)]
         mesh = np.meshgrid(*ranges, indexing="ij")
-        return np.ravel_multi_index(
-            [m.ravel() for m in mesh], self.spec.shape
-        ).astype(np.int64)
+        return np.ravel_multi_index([m.ravel() for m in mesh], self.spec.shape).astype(
+            np.int64
+        )
 
     def parameters(self, block: int) -> Parameters:
         """`Parameters` of the block's points, in the order of `point_ids`."""

@@ -68,28 +68,35 @@ def phase_diagram(ds, *, x: str | None = None, y: str | None = None, out=None):
     panels = list(itertools.product(*(range(ds.sizes[a]) for a in others)))
     if len(panels) > MAX_PANELS:
         raise InputError(
-            "--x/--y", f"leave {len(panels)} panels over {', '.join(others)}; "
-            f"at most {MAX_PANELS}", hint="plot the two axes with most values",
-        )  # fmt: skip
+            "--x/--y",
+            f"leave {len(panels)} panels over {', '.join(others)}; "
+            f"at most {MAX_PANELS}",
+            hint="plot the two axes with most values",
+        )
 
     fractions = _fractions(ds)  # (..grid.., 1 + len(LABELS)); slot 0 = not computed
     spec = parse_spec(ds.attrs["spec"])
     fig, axs = plt.subplots(
-        1, len(panels), figsize=(4.6 * len(panels) + 2.2, 4.2),
-        squeeze=False, constrained_layout=True,
-    )  # fmt: skip
+        1,
+        len(panels),
+        figsize=(4.6 * len(panels) + 2.2, 4.2 if y else 2.6),
+        squeeze=False,
+        constrained_layout=True,
+    )
     for ax, panel in zip(axs[0], panels):
         where = dict(zip(others, panel))
-        index = tuple(
-            where.get(a, slice(None)) for a in axes
-        )
+        index = tuple(where.get(a, slice(None)) for a in axes)
         cells = fractions[index]
         if axes.index(x) > (axes.index(y) if y else -1):
             cells = np.swapaxes(cells, 0, 1) if y else cells
         _draw_cells(ax, ds, x, y, cells)
         if spec.d == 1:
-            _draw_boundaries(ax, ds, spec, x, y, {a: ds[a].values[i] for a, i in where.items()})
-        ax.set_title(", ".join(f"{a} = {ds[a].values[i]:.3g}" for a, i in where.items()))
+            _draw_boundaries(
+                ax, ds, spec, x, y, {a: ds[a].values[i] for a, i in where.items()}
+            )
+        ax.set_title(
+            ", ".join(f"{a} = {ds[a].values[i]:.3g}" for a, i in where.items())
+        )
 
     _legend(fig, axs[0][-1], fractions, spec.d == 1)
     fig.suptitle(_title(ds, spec))
@@ -123,7 +130,12 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
 
 
 def _is_log(ds, name) -> bool:
-    return ds[name].attrs.get("spacing") == "log"
+    """Log scale for log-spaced axes, and for listed values over 1.5 decades."""
+    spacing = ds[name].attrs.get("spacing")
+    values = np.asarray(ds[name].values, dtype=float)
+    if spacing == "values" and values.min() > 0:
+        return values.max() / values.min() >= 30
+    return spacing == "log"
 
 
 def _draw_cells(ax, ds, x, y, cells):
@@ -206,8 +218,15 @@ def _draw_boundaries(ax, ds, spec, x, y, fixed_axes: dict):
             for crossing in _crossings(xs, value[:, 0]):
                 ax.axvline(crossing, **style)
         elif np.nanmin(value) < 0 < np.nanmax(value):
-            ax.contour(X, Y, value, levels=[0.0], colors=style["color"],
-                       linestyles=style["linestyle"], linewidths=style["linewidth"])
+            ax.contour(
+                X,
+                Y,
+                value,
+                levels=[0.0],
+                colors=style["color"],
+                linestyles=style["linestyle"],
+                linewidths=style["linewidth"],
+            )
 
 
 _BOUNDARY_STYLE = {
@@ -226,8 +245,10 @@ def _fine(ds, name, num: int = 400) -> np.ndarray:
 def _crossings(xs, values) -> list:
     sign = np.sign(values)
     where = np.nonzero(sign[1:] * sign[:-1] < 0)[0]
-    return [xs[i] - values[i] * (xs[i + 1] - xs[i]) / (values[i + 1] - values[i])
-            for i in where]  # fmt: skip
+    return [
+        xs[i] - values[i] * (xs[i + 1] - xs[i]) / (values[i + 1] - values[i])
+        for i in where
+    ]
 
 
 def _legend(fig, ax, fractions, boundaries: bool):
@@ -239,31 +260,52 @@ def _legend(fig, ax, fractions, boundaries: bool):
     ]
     if present[0]:
         handles.append(
-            Patch(facecolor=NOT_COMPUTED_COLOUR, edgecolor="#bbbbbb", label="not computed")
+            Patch(
+                facecolor=NOT_COMPUTED_COLOUR, edgecolor="#bbbbbb", label="not computed"
+            )
         )
     if boundaries:
         handles += [
-            Line2D([], [], label="trace J = 0 (oscillation)", **_BOUNDARY_STYLE["oscillation"]),
-            Line2D([], [], label="a = tau lambda (failure)", **_BOUNDARY_STYLE["failure"]),
+            Line2D(
+                [],
+                [],
+                label="trace J = 0 (oscillation)",
+                **_BOUNDARY_STYLE["oscillation"],
+            ),
+            Line2D(
+                [], [], label="a = tau lambda (failure)", **_BOUNDARY_STYLE["failure"]
+            ),
         ]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-              frameon=False, title="regime")  # fmt: skip
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        frameon=False,
+        title="regime",
+    )
 
 
 def _title(ds, spec) -> str:
     swept = {f for a in spec.axes for f in AXIS_FIELDS[a.name]}
     shown = []
-    for field, symbol in (("tau", "tau"), ("tau_gen", "tau_gen"), ("lam", "lambda"),
-                          ("lam_gen", "lambda_gen"), ("noise_true", "eta_T"),
-                          ("noise_gen", "eta_G")):  # fmt: skip
+    for field, symbol in (
+        ("tau", "tau"),
+        ("tau_gen", "tau_gen"),
+        ("lam", "lambda"),
+        ("lam_gen", "lambda_gen"),
+        ("noise_true", "eta_T"),
+        ("noise_gen", "eta_G"),
+    ):
         if field not in swept and field in spec.fixed:
             value = spec.fixed[field]
-            value = value[0] if isinstance(value, tuple) and len(set(value)) == 1 else value
+            value = (
+                value[0] if isinstance(value, tuple) and len(set(value)) == 1 else value
+            )
             shown.append(f"{symbol} = {_fmt(value)}")
     if spec.simulation and "n" not in swept:
         shown.append(f"n = {spec.fixed['n']}")
     extra = f", {spec.replicas} seeds" if spec.simulation else ""
-    return (f"{spec.name}: {spec.method}, d = {spec.d}{extra}\n" + ", ".join(shown))
+    return f"{spec.name}: {spec.method}, d = {spec.d}{extra}\n" + ", ".join(shown)
 
 
 def _fmt(value) -> str:
@@ -293,9 +335,13 @@ def trajectories(datasets, *, points=None, out=None, max_points: int = 4):
     points = points or _one_point_per_regime(datasets[0], max_points)
     names = ("q", "P", "r")
     fig, axs = plt.subplots(
-        len(points), 3, figsize=(12, 2.8 * len(points) + 0.6),
-        squeeze=False, constrained_layout=True, sharex=True,
-    )  # fmt: skip
+        len(points),
+        3,
+        figsize=(12, 2.8 * len(points) + 0.6),
+        squeeze=False,
+        constrained_layout=True,
+        sharex=True,
+    )
     for row, point in enumerate(points):
         titles = []
         for ds in sorted(datasets, key=lambda d: "seed" in d.dims, reverse=True):
@@ -355,7 +401,15 @@ def _draw_series(ax, cell, name: str, dots: bool):
         colour = f"C{component}"
         if dots:
             for seed in range(values.shape[0]):
-                ax.plot(times[::step], values[seed, ::step, component], ".",
-                        color=colour, markersize=3, alpha=0.5)  # fmt: skip
-        else:
-            ax.plot(times, values[:, component], "-", color=colour, linewidth=1.4)
+                ax.plot(
+                    times[::step],
+                    values[seed, ::step, component],
+                    ".",
+                    color=colour,
+                    markersize=3,
+                    alpha=0.45,
+                )
+        else:  # the ODE on top of any dots
+            ax.plot(
+                times, values[:, component], "-", color=colour, linewidth=1.4, zorder=3
+            )

@@ -25,13 +25,27 @@ from phasegan.model.parameters import Parameters
 from phasegan.yamlspec import dump_yaml, load_yaml
 
 SECTIONS = (
-    "name", "method", "model", "init", "time", "sim", "classify", "grid",
-    "store", "figure",
-)  # fmt: skip
+    "name",
+    "method",
+    "model",
+    "init",
+    "time",
+    "sim",
+    "classify",
+    "grid",
+    "store",
+    "figure",
+)
 MODEL_KEYS = (
-    "d", "lambda", "lambda_gen", "noise", "noise_true", "noise_gen", "tau",
+    "d",
+    "lambda",
+    "lambda_gen",
+    "noise",
+    "noise_true",
+    "noise_gen",
+    "tau",
     "tau_gen",
-)  # fmt: skip
+)
 INIT_KEYS = ("q0", "P0")
 TIME_KEYS = ("t_max", "samples")
 SIM_KEYS = ("n", "seeds", "seed")
@@ -59,7 +73,7 @@ _HOME = {
     "n": "sim",
 }
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_D = 16
 #: Runs (grid points x seeds) in one sweep: the client holds one label per run
 #: and the scheduler one task per block, so this bounds their memory.
@@ -200,9 +214,11 @@ def parse_spec(text: str, overrides=(), source: str = "spec") -> Spec:
     raw = load_yaml(text, source)
     if not isinstance(raw, dict):
         raise InputError(
-            source, "must be a YAML mapping of the spec sections", raw,
+            source,
+            "must be a YAML mapping of the spec sections",
+            raw,
             "start from one of the files in sweeps/",
-        )  # fmt: skip
+        )
     for item in overrides:
         _apply_override(raw, item)
     return _validate(raw)
@@ -244,10 +260,8 @@ def _validate(raw: dict) -> Spec:
             raise InputError(key, "is required", hint=_SECTION_HINTS[key])
 
     name = raw["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InputError(
-            "name", "must be 1-64 letters, digits, '-' or '_'", name
-        )
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InputError("name", "must be 1-64 letters, digits, '-' or '_'", name)
     method = raw["method"]
     if method not in METHODS:
         raise InputError("method", f"must be one of {', '.join(METHODS)}", method)
@@ -265,11 +279,12 @@ def _validate(raw: dict) -> Spec:
     if not t_max > 0:
         raise InputError("time.t_max", "must be > 0", t_max)
     samples = _integer(_need(time, "time", "samples"), "time.samples", 2)
+    if method != "ode":
+        _need(sim, "sim", "seeds")
+    replicas = _integer(sim.get("seeds", 1), "sim.seeds", 1, 100_000)
+    root_seed = _integer(sim.get("seed", 0), "sim.seed", 0, 2**63 - 1)
     if method == "ode":
-        replicas, root_seed = 1, 0
-    else:
-        replicas = _integer(_need(sim, "sim", "seeds"), "sim.seeds", 1, 100_000)
-        root_seed = _integer(sim.get("seed", 0), "sim.seed", 0, 2**63 - 1)
+        replicas, root_seed = 1, 0  # deterministic: one run, no random stream
     recovery = _number(classify.get("recovery", 0.5), "classify.recovery")
     if not 0 < recovery <= 1:
         raise InputError("classify.recovery", "must be in (0, 1]", recovery)
@@ -291,7 +306,10 @@ def _validate(raw: dict) -> Spec:
     canonical = {
         "name": name,
         "method": method,
-        "model": {"d": d, **{k: _plain(model[k]) for k in MODEL_KEYS[1:] if k in model}},
+        "model": {
+            "d": d,
+            **{k: _plain(model[k]) for k in MODEL_KEYS[1:] if k in model},
+        },
         "init": {k: _plain(init[k]) for k in INIT_KEYS if k in init},
         "time": {"t_max": t_max, "samples": samples},
     }
@@ -300,8 +318,9 @@ def _validate(raw: dict) -> Spec:
         if method != "ode":
             canonical["sim"]["seed"] = root_seed
     canonical["classify"] = {"recovery": recovery}
-    canonical["grid"] = {name: _axis_text(axis, axes_raw[name]) for name, axis
-                         in zip(axes_raw, axes)}  # fmt: skip
+    canonical["grid"] = {
+        name: _axis_text(axis, axes_raw[name]) for name, axis in zip(axes_raw, axes)
+    }
     canonical["store"] = store
     if "figure" in raw:  # else it follows the store, also under --store
         canonical["figure"] = figure
@@ -377,9 +396,9 @@ def _number(value, field: str) -> float:
 
 
 def _integer(value, field: str, low: int, high: int | None = None) -> int:
-    allowed = f"an integer >= {low}" if high is None else (
-        f"an integer from {low} to {high}"
-    )  # fmt: skip
+    allowed = (
+        f"an integer >= {low}" if high is None else (f"an integer from {low} to {high}")
+    )
     ok_type = isinstance(value, int) or (
         isinstance(value, float) and value.is_integer()
     )
@@ -410,9 +429,11 @@ def _figure_for(store: str) -> str:
 def _grid_section(grid, method: str) -> dict:
     if not isinstance(grid, dict) or not grid:
         raise InputError(
-            "grid", "must map at least one parameter to its values", grid,
+            "grid",
+            "must map at least one parameter to its values",
+            grid,
             _SECTION_HINTS["grid"],
-        )  # fmt: skip
+        )
     for name in grid:
         if name not in AXIS_FIELDS:
             raise InputError(
@@ -430,9 +451,10 @@ def _grid_section(grid, method: str) -> dict:
                 )
     if "n" in grid and method == "ode":
         raise InputError(
-            "grid.n", "is not a parameter of the ode method",
+            "grid.n",
+            "is not a parameter of the ode method",
             hint="sweep n with method sim or reduced",
-        )  # fmt: skip
+        )
     return grid
 
 
@@ -446,30 +468,32 @@ def _axis_length(name: str, raw) -> int:
         extra = sorted(set(raw) - {"values"})
         if extra:
             raise InputError(
-                f"{field}.{extra[0]}", "cannot be combined with values",
+                f"{field}.{extra[0]}",
+                "cannot be combined with values",
                 hint="give either values: [...] or start/stop/num",
-            )  # fmt: skip
+            )
         values = raw["values"]
         if not isinstance(values, list):
             raise InputError(f"{field}.values", "must be a list of numbers", values)
         if not values:
             raise InputError(
-                f"{field}.values", "must not be empty", values,
+                f"{field}.values",
+                "must not be empty",
+                values,
                 "give at least one value",
-            )  # fmt: skip
+            )
         return len(values)
     _known_keys(raw, ("start", "stop", "num", "log"), f"{field}.")
     for key in ("start", "stop", "num"):
         if key not in raw:
             raise InputError(
-                f"{field}.{key}", "is required",
+                f"{field}.{key}",
+                "is required",
                 hint="give start, stop and num, or values: [...]",
-            )  # fmt: skip
+            )
     num = raw["num"]
     if isinstance(num, (int, float)) and not isinstance(num, bool) and num < 1:
-        raise InputError(
-            f"{field}.num", "must be >= 1 (an axis cannot be empty)", num
-        )
+        raise InputError(f"{field}.num", "must be >= 1 (an axis cannot be empty)", num)
     return _integer(num, f"{field}.num", 1)
 
 
@@ -478,9 +502,10 @@ def _check_size(axes_raw: dict, d: int, samples: int, replicas: int):
     runs = points * replicas
     if runs > MAX_RUNS:
         raise InputError(
-            "grid", f"has {runs:,} runs (points x seeds); at most {MAX_RUNS:,} fit "
-            "in memory", hint="use fewer values or split the sweep into several",
-        )  # fmt: skip
+            "grid",
+            f"has {runs:,} runs (points x seeds); at most {MAX_RUNS:,} fit in memory",
+            hint="use fewer values or split the sweep into several",
+        )
     run_bytes = samples * (2 * d + d * d) * 8
     smallest_block = max(replicas, math.ceil(runs / MAX_BLOCKS))
     if smallest_block * run_bytes > MAX_BLOCK_BYTES:
@@ -510,9 +535,7 @@ def _axis(name: str, raw: dict, method: str) -> Axis:
             raise InputError(f"{field}.log", "must be true or false", log)
         if log and not (start > 0 and stop > 0):
             bad = "start" if start <= 0 else "stop"
-            raise InputError(
-                f"{field}.{bad}", "must be > 0 with log: true", raw[bad]
-            )
+            raise InputError(f"{field}.{bad}", "must be > 0 with log: true", raw[bad])
         space = np.geomspace if log else np.linspace
         values = [float(v) for v in space(start, stop, num)]
 
@@ -522,9 +545,11 @@ def _axis(name: str, raw: dict, method: str) -> Axis:
         values = [int(round(v)) for v in values]
     if len(set(values)) != len(values):
         raise InputError(
-            field, "must have distinct values", values,
+            field,
+            "must have distinct values",
+            values,
             "use fewer points or a wider range",
-        )  # fmt: skip
+        )
     return Axis(name=name, values=tuple(values), log=log)
 
 
@@ -564,9 +589,10 @@ def _given_values(model, init, sim, d, axes, method) -> dict:
             given[field] = _number(model[key], f"model.{key}")
         elif field not in swept:
             raise InputError(
-                f"model.{field}", "is required",
+                f"model.{field}",
+                "is required",
                 hint="give model.noise (both noises) or noise_true and noise_gen",
-            )  # fmt: skip
+            )
 
     for key, section, name in (
         ("tau", model, "model"),
@@ -590,9 +616,10 @@ def _given_values(model, init, sim, d, axes, method) -> dict:
 
 def _missing(section: str, key: str) -> InputError:
     return InputError(
-        f"{section}.{key}", "is required",
+        f"{section}.{key}",
+        "is required",
         hint=f"give it a value in {section}, or make it a grid axis",
-    )  # fmt: skip
+    )
 
 
 def _feature_values(value, field: str, d: int) -> tuple:
@@ -636,9 +663,10 @@ def _check_model_rules(given, axes, model, method, d):
         swept = AXIS_FIELDS[axis.name]
         columns = {**given, **first, **{field: values for field in swept}}
         _validated(
-            block(columns, len(values), swept), simulation,
+            block(columns, len(values), swept),
+            simulation,
             lambda f: path_of(f, False),
-        )  # fmt: skip
+        )
 
 
 def _validated(params: Parameters, simulation: bool, path_of):
@@ -646,7 +674,10 @@ def _validated(params: Parameters, simulation: bool, path_of):
         params.validated(simulation=simulation)
     except ParameterError as exc:
         raise InputError(
-            path_of(exc.field), exc.rule, exc.value, exc.hint or _HINTS.get(exc.field, "")
+            path_of(exc.field),
+            exc.rule,
+            exc.value,
+            exc.hint or _HINTS.get(exc.field, ""),
         ) from None
 
 

@@ -68,53 +68,83 @@ def variables(spec) -> list:
     """Every data variable of a sweep's store, ``label`` last."""
     out = [
         Variable(
-            "q", ("time", "feature"), "float64", np.nan,
-            {"long_name": "overlap q = U^T w of the discriminator with each "
-             "true feature (MODEL.md section 3)", "units": "1"},
+            "q",
+            ("time", "feature"),
+            "float64",
+            np.nan,
+            {
+                "long_name": "overlap q = U^T w of the discriminator with each "
+                "true feature (MODEL.md section 3)",
+                "units": "1",
+            },
         ),
         Variable(
-            "P", ("time", "feature", "gen_feature"), "float64", np.nan,
-            {"long_name": "overlap P = U^T V of true feature i with generator "
-             "feature j", "units": "1"},
+            "P",
+            ("time", "feature", "gen_feature"),
+            "float64",
+            np.nan,
+            {
+                "long_name": "overlap P = U^T V of true feature i with generator "
+                "feature j",
+                "units": "1",
+            },
         ),
         Variable(
-            "r", ("time", "gen_feature"), "float64", np.nan,
-            {"long_name": "overlap r = V^T w of the discriminator with each "
-             "generator feature", "units": "1"},
+            "r",
+            ("time", "gen_feature"),
+            "float64",
+            np.nan,
+            {
+                "long_name": "overlap r = V^T w of the discriminator with each "
+                "generator feature",
+                "units": "1",
+            },
         ),
-    ]  # fmt: skip
+    ]
     for diag in DIAGNOSTICS:
         out.append(
             Variable(
-                diag.name, ("feature",) if diag.per_feature else (), "float64",
-                np.nan, {"long_name": diag.long_name, "units": diag.units},
+                diag.name,
+                ("feature",) if diag.per_feature else (),
+                "float64",
+                np.nan,
+                {"long_name": diag.long_name, "units": diag.units},
             )
-        )  # fmt: skip
+        )
     statuses = [s for s in Status] + [None]
     out.append(
         Variable(
-            "status", (), "int8", NOT_COMPUTED,
+            "status",
+            (),
+            "int8",
+            NOT_COMPUTED,
             {
                 "long_name": "outcome of the method for this run",
-                "flag_values": [int(s) if s is not None else EXCEPTION
-                                for s in statuses],
+                "flag_values": [
+                    int(s) if s is not None else EXCEPTION for s in statuses
+                ],
                 "flag_meanings": " ".join(
-                    s.name.lower() if s is not None else "exception"
-                    for s in statuses
+                    s.name.lower() if s is not None else "exception" for s in statuses
                 ),
                 "missing_value_meaning": "-1: not computed yet",
             },
         )
-    )  # fmt: skip
+    )
     out.append(
         Variable(
-            "message", (), "str", "",
+            "message",
+            (),
+            "str",
+            "",
             {"long_name": "why the run failed ('' when it did not)"},
         )
-    )  # fmt: skip
+    )
     out.append(
         Variable(
-            "label", (), "int8", NOT_COMPUTED,
+            "label",
+            (),
+            "int8",
+            NOT_COMPUTED,
             {
                 "long_name": "regime of the training dynamics (MODEL.md section 7)",
                 "flag_values": list(range(len(LABELS))),
@@ -122,7 +152,7 @@ def variables(spec) -> list:
                 "missing_value_meaning": "-1: not computed yet",
             },
         )
-    )  # fmt: skip
+    )
     return out
 
 
@@ -167,20 +197,37 @@ def _build(spec, path: Path, chunks: tuple):
         attrs = {
             "long_name": AXIS_LONG_NAMES[axis.name],
             "units": "1",
-            "spacing": "log" if axis.log else "linear",
+            "spacing": _spacing(axis),
         }
         _coordinate(group, axis.name, np.asarray(axis.values, dtype=dtype), attrs)
     if spec.simulation:
-        _coordinate(group, "seed", np.arange(spec.replicas), {
-            "long_name": "replica: independent run at the same point",
-            "units": "1"})  # fmt: skip
-    _coordinate(group, "time", spec.times, {
-        "long_name": "training time t = k / n (SGD steps per dimension)",
-        "units": "1"})  # fmt: skip
-    _coordinate(group, "feature", np.arange(spec.d), {
-        "long_name": "index i of a true feature", "units": "1"})  # fmt: skip
-    _coordinate(group, "gen_feature", np.arange(spec.d), {
-        "long_name": "index j of a generator feature", "units": "1"})  # fmt: skip
+        _coordinate(
+            group,
+            "seed",
+            np.arange(spec.replicas),
+            {"long_name": "replica: independent run at the same point", "units": "1"},
+        )
+    _coordinate(
+        group,
+        "time",
+        spec.times,
+        {
+            "long_name": "training time t = k / n (SGD steps per dimension)",
+            "units": "1",
+        },
+    )
+    _coordinate(
+        group,
+        "feature",
+        np.arange(spec.d),
+        {"long_name": "index i of a true feature", "units": "1"},
+    )
+    _coordinate(
+        group,
+        "gen_feature",
+        np.arange(spec.d),
+        {"long_name": "index j of a generator feature", "units": "1"},
+    )
 
     for var in variables(spec):
         dims = grid_dims(spec) + var.tail
@@ -201,18 +248,28 @@ def _build(spec, path: Path, chunks: tuple):
         zarr.consolidate_metadata(str(path))
 
 
+def _spacing(axis) -> str:
+    """How an axis' values were given: evenly ("linear"/"log") or a list."""
+    if len(axis.values) < 2 or axis.log:
+        return "log" if axis.log else "linear"
+    steps = np.diff(np.asarray(axis.values, dtype=float))
+    return "linear" if np.allclose(steps, steps[0]) else "values"
+
+
 def _coordinate(group, name, values, attrs):
     array = group.create_array(
-        name, shape=values.shape, dtype=values.dtype, chunks=values.shape,
-        dimension_names=[name], attributes=attrs,
-    )  # fmt: skip
+        name,
+        shape=values.shape,
+        dtype=values.dtype,
+        chunks=values.shape,
+        dimension_names=[name],
+        attributes=attrs,
+    )
     array[...] = values
 
 
 def _attrs(spec) -> dict:
-    created = datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds"
-    )
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     attrs = {
         "title": f"phasegan sweep {spec.name}: {spec.method} over "
         + " x ".join(axis.name for axis in spec.axes),
@@ -259,17 +316,21 @@ def check_writable(path) -> None:
     path = Path(path).absolute()
     if path.exists() and not path.is_dir():
         raise InputError(
-            "store", "exists and is not a directory", str(path),
+            "store",
+            "exists and is not a directory",
+            str(path),
             "choose another path with --store",
-        )  # fmt: skip
+        )
     parent = path
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(
-            "store", f"cannot be written ({parent} is not a writable directory)",
-            str(path), "choose a writable location with --store",
-        )  # fmt: skip
+            "store",
+            f"cannot be written ({parent} is not a writable directory)",
+            str(path),
+            "choose a writable location with --store",
+        )
 
 
 def check_matches(path, spec) -> None:
@@ -277,9 +338,11 @@ def check_matches(path, spec) -> None:
     attrs = read_attrs(path)
     if attrs is None:
         raise InputError(
-            "store", "exists and is not a phasegan store", str(path),
+            "store",
+            "exists and is not a phasegan store",
+            str(path),
             "choose another path with --store; it is not overwritten",
-        )  # fmt: skip
+        )
     if attrs["spec_hash"] != spec.hash:
         raise StoreMismatchError(
             "store",
@@ -345,7 +408,9 @@ def block_values(traj, result, shape: tuple, simulation: bool) -> dict:
         array = np.asarray(array)
         array = array.reshape(tuple(shape) + array.shape[1:])
         if not simulation:
-            array = array.reshape(array.shape[: len(shape)] + array.shape[len(shape) + 1 :])
+            array = array.reshape(
+                array.shape[: len(shape)] + array.shape[len(shape) + 1 :]
+            )
         return array
 
     out = {
@@ -356,7 +421,9 @@ def block_values(traj, result, shape: tuple, simulation: bool) -> dict:
         "message": layout(np.asarray(traj.message, dtype=str)),
     }
     for diag in DIAGNOSTICS:
-        out[diag.name] = layout(np.asarray(result.diagnostics[diag.name], dtype=np.float64))
+        out[diag.name] = layout(
+            np.asarray(result.diagnostics[diag.name], dtype=np.float64)
+        )
     out["label"] = layout(result.label.astype(np.int8))
     return out
 
@@ -413,17 +480,24 @@ def progress(path) -> Progress:
     counts = {name: int((label == code).sum()) for code, name in enumerate(LABELS)}
     rate, last = _write_rate(Path(path), done)
     return Progress(
-        done=done, total=int(label.size), counts=counts, attrs=attrs,
-        rate=rate, last_write=last,
-    )  # fmt: skip
+        done=done,
+        total=int(label.size),
+        counts=counts,
+        attrs=attrs,
+        rate=rate,
+        last_write=last,
+    )
 
 
 def _write_rate(path: Path, done: int, recent: int = 20):
     """Rate from the modification times of the label chunks (local stores)."""
     times = []
     for root, _, files in os.walk(path / "label" / "c"):
-        times += [os.stat(os.path.join(root, f)).st_mtime
-                  for f in files if not f.endswith(".partial")]  # fmt: skip
+        times += [
+            os.stat(os.path.join(root, f)).st_mtime
+            for f in files
+            if not f.endswith(".partial")
+        ]
     if not times:
         return None, None
     times.sort()

@@ -58,21 +58,13 @@ _SpecLoader.yaml_implicit_resolvers = {
 }
 _SpecLoader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
 # Integers first: "10" matches both patterns and must stay an int.
-_SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", _INT, list("-+0123456789")
-)
+_SpecLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
 _SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", _FLOAT, list("-+0123456789.")
 )
-_SpecLoader.add_constructor(
-    "tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int
-)
-_SpecLoader.add_constructor(
-    "tag:yaml.org,2002:float", _SpecLoader.construct_yaml_float
-)
-_SpecLoader.add_constructor(
-    "tag:yaml.org,2002:bool", _SpecLoader.construct_yaml_bool
-)
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
+_SpecLoader.add_constructor("tag:yaml.org,2002:float", _SpecLoader.construct_yaml_float)
+_SpecLoader.add_constructor("tag:yaml.org,2002:bool", _SpecLoader.construct_yaml_bool)
 
 
 def load_yaml(text: str, source: str = "spec"):
@@ -93,9 +85,7 @@ def load_yaml(text: str, source: str = "spec"):
         _reject_duplicate_keys(node, ())
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise InputError(
-            source, "is not valid YAML", hint=_describe(exc)
-        ) from None
+        raise InputError(source, "is not valid YAML", hint=_describe(exc)) from None
     finally:
         loader.dispose()
 
@@ -130,6 +120,4 @@ def _describe(exc: yaml.YAMLError) -> str:
 
 def dump_yaml(data) -> str:
     """YAML text of plain data, in the given key order, readable by `load_yaml`."""
-    return yaml.safe_dump(
-        data, sort_keys=False, default_flow_style=None, width=88
-    )
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=88)

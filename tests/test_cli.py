@@ -89,8 +89,20 @@ def test_run_status_plot_and_mismatch(spec_file, tmp_path, capsys):
     assert "15 / 15 (100%), complete" in out and "spec_hash" not in out
 
     out_png = tmp_path / "traj.png"
-    assert main(["plot", str(store), "--trajectories", "-o", str(out_png),
-                 "--point", "noise=0.6,tau_gen=0.05"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "plot",
+                str(store),
+                "--trajectories",
+                "-o",
+                str(out_png),
+                "--point",
+                "noise=0.6,tau_gen=0.05",
+            ]
+        )
+        == 0
+    )
     assert out_png.stat().st_size > 0
 
     before = store_files(store)
@@ -100,16 +112,28 @@ def test_run_status_plot_and_mismatch(spec_file, tmp_path, capsys):
 
 
 def test_detach_is_not_available_yet(spec_file, capsys):
-    assert main(["run", str(spec_file), "--detach", "--scheduler", "tcp://127.0.0.1:1"]) == 1
+    assert (
+        main(["run", str(spec_file), "--detach", "--scheduler", "tcp://127.0.0.1:1"])
+        == 1
+    )
     assert "not available yet" in capsys.readouterr().err
 
 
 def test_real_process_exit_code_and_single_stderr_line(spec_file, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "phasegan.cli", "run", str(spec_file),
-         "--set", "model.noise=-0.5"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "phasegan.cli",
+            "run",
+            str(spec_file),
+            "--set",
+            "model.noise=-0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "phasegan: error: model.noise: must be >= 0 (got -0.5); use a value >= 0"
@@ -118,18 +142,39 @@ def test_real_process_exit_code_and_single_stderr_line(spec_file, tmp_path):
 
 
 def test_simulation_store_beside_the_ode(tmp_path, capsys):
-    ode = tiny_spec(tmp_path / "ode.zarr", "grid.noise.num=2", "grid.tau_gen.values=[0.3]",
-                    "time.t_max=40")  # fmt: skip
-    sim = tiny_spec(tmp_path / "sim.zarr", "method=reduced", "sim={n: 200, seeds: 2}",
-                    "grid.noise.num=2", "grid.tau_gen.values=[0.3]", "time.t_max=40",
-                    "grid.n.values=[50, 200]")  # fmt: skip
+    ode = tiny_spec(
+        tmp_path / "ode.zarr",
+        "grid.noise.num=2",
+        "grid.tau_gen.values=[0.3]",
+        "time.t_max=40",
+    )
+    sim = tiny_spec(
+        tmp_path / "sim.zarr",
+        "method=reduced",
+        "sim={n: 200, seeds: 2}",
+        "grid.noise.num=2",
+        "grid.tau_gen.values=[0.3]",
+        "time.t_max=40",
+        "grid.n.values=[50, 200]",
+    )
     for spec in (ode, sim):
         path = tmp_path / f"{spec.method}.yaml"
         path.write_text(spec.text)
         assert main(["run", str(path), "--scheduler", "sync", "--no-progress"]) == 0
     capsys.readouterr()
     out = tmp_path / "both.png"
-    assert main(["plot", str(tmp_path / "ode.zarr"), str(tmp_path / "sim.zarr"),
-                 "--trajectories", "-o", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "plot",
+                str(tmp_path / "ode.zarr"),
+                str(tmp_path / "sim.zarr"),
+                "--trajectories",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.stat().st_size > 0
     assert (tmp_path / "sim.png").stat().st_size > 0  # shares of seeds per cell

@@ -15,9 +15,11 @@ def three_axes(num=(4, 3, 5)):
         TINY.replace("method: ode", "method: reduced")
         + f"  lambda: {{start: 0.5, stop: 2.0, num: {num[2]}}}\n"
         + "sim: {n: 100, seeds: 2}\n",
-        [f"grid.noise.num={num[0]}",
-         f"grid.tau_gen.values={np.linspace(0.1, 1, num[1]).tolist()}"],
-    )  # fmt: skip
+        [
+            f"grid.noise.num={num[0]}",
+            f"grid.tau_gen.values={np.linspace(0.1, 1, num[1]).tolist()}",
+        ],
+    )
 
 
 @pytest.mark.parametrize("chunks", [(1, 1, 1), (2, 3, 5), (3, 2, 2), (4, 3, 5)])

@@ -100,9 +100,11 @@ def test_spec_is_immutable(tmp_path):
 
 def test_grid_values():
     spec = parse_spec(
-        TINY.replace("tau_gen: {values: [0.05, 0.5, 2.0]}",
-                     "tau_gen: {start: 0.01, stop: 1, num: 3, log: true}")
-    )  # fmt: skip
+        TINY.replace(
+            "tau_gen: {values: [0.05, 0.5, 2.0]}",
+            "tau_gen: {start: 0.01, stop: 1, num: 3, log: true}",
+        )
+    )
     assert spec.shape == (5, 3)
     assert spec.axis("tau_gen").values == pytest.approx((0.01, 0.1, 1.0), rel=1e-12)
     assert spec.axis("tau_gen").log

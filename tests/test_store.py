@@ -88,9 +88,11 @@ def test_unwritten_is_not_a_computed_zero(new_store):
         if name in ("noise", "tau_gen", "seed", "time", "feature", "gen_feature"):
             continue
         shape = grid.region_shape(0) + array.shape[len(region) :]
-        zeros[name] = np.zeros(shape, dtype=array.dtype) if name != "message" else (
-            np.full(shape, "0", dtype=object)
-        )  # fmt: skip
+        zeros[name] = (
+            np.zeros(shape, dtype=array.dtype)
+            if name != "message"
+            else (np.full(shape, "0", dtype=object))
+        )
     store.write_region(path, region, zeros)
 
     ds = xr.open_zarr(path).load()
