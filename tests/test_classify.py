@@ -33,6 +33,7 @@ from phasegan.classify import (
     classify,
 )
 from phasegan.model import ode
+from phasegan.model.methods import RunOptions, get_method
 from phasegan.model.parameters import Parameters
 from phasegan.model.stability import (
     end_state_stability,
@@ -182,6 +183,25 @@ def test_finite_n_fluctuations_are_not_an_oscillation():
     _, cycling = on_the_line(+0.3, t_max=3000)
     result = classify(with_fluctuations(cycling, n=n, replicas=16, seed=2), n=n)
     assert (result.label == OSCILLATING).all()
+
+
+def test_finite_n_simulation_is_judged_like_the_ode():
+    # The exact reduced simulation (MODEL.md section 5) at n = 1000: at a
+    # settled point its fluctuations stay under the floor, at an oscillating
+    # point its cycle stays above it.
+    solve = get_method("reduced")
+    params = Parameters.stack(
+        [
+            Parameters.single(noise=1.2, tau=TAU, tau_gen=0.5, n=1000),
+            Parameters.single(noise=0.75, tau=TAU, tau_gen=0.5, n=1000),
+        ]
+    )
+    times = np.linspace(0, 1000, 200)
+    traj = solve(params, times, RunOptions(replicas=4, root_seed=7))
+    assert (traj.status == Status.OK).all()
+    result = classify(traj, n=params.n)
+    assert (result.label[0] == CONVERGED).all()
+    assert (result.label[1] == OSCILLATING).all()
 
 
 def test_trend_rules_on_synthetic_envelopes():
