@@ -202,8 +202,11 @@ def run(
 def _delayed_block(spec, grid, block, prefix):
     import dask
 
+    # An absolute path: workers may run in another directory, or on other
+    # machines that see the store through a shared file system.
+    path = str(Path(spec.store).absolute())
     return dask.delayed(compute_block, pure=True)(
-        spec, spec.store, grid.chunks, block, dask_key_name=(prefix, block)
+        spec, path, grid.chunks, block, dask_key_name=(prefix, block)
     )
 
 
