@@ -223,9 +223,8 @@ class ReducedRun:
 # Compiled kernel
 
 
-@njit(cache=True)
-def _reduced(X, n, dof_shift, rates, root_lam, root_lam_gen, steps, rng, q, P,
-             r, S):  # fmt: skip
+@njit(cache=True, error_model="numpy")
+def _reduced(X, n, dof_shift, rates, root_lam, root_lam_gen, steps, rng, q, P, r, S):
     """Section 5 steps from step 0 to ``steps[-1]``; ``X`` is updated in place.
 
     Returns the number of samples recorded before the state became non-finite.
@@ -307,6 +306,9 @@ def _reduced(X, n, dof_shift, rates, root_lam, root_lam_gen, steps, rng, q, P,
             v = X[i, w_col] + push * y[i] - push_gen * y_gen[i]
             X[i, w_col] = v
             norm += v * v
+        if not (0.0 < norm < math.inf):
+            # Overflow (absurd rates): stop here rather than step on NaN.
+            return sample
         scale_w = 1.0 / math.sqrt(norm)
 
         # Back to unit norms, then to a triangular X in a new m-frame.
@@ -319,7 +321,7 @@ def _reduced(X, n, dof_shift, rates, root_lam, root_lam_gen, steps, rng, q, P,
         step += 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _triangularize(X, residual, direction):
     """Modified Gram-Schmidt of the columns of ``X``, in place, ``U`` first.
 
@@ -362,10 +364,10 @@ def _triangularize(X, residual, direction):
             X[i, col] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _record(X, q, P, r, S):
     """Order parameters of section 3 from the coordinates; False if non-finite."""
-    frame, m = X.shape
+    m = X.shape[1]
     d = (m - 1) // 2
     w_col = 2 * d
     finite = True

@@ -217,14 +217,12 @@ def point_ids(options: RunOptions, size: int) -> np.ndarray:
     """The grid index of each point, checked against the block size."""
     ids = options.ids(size)
     if ids.shape != (size,):
-        raise InputError(
-            "point_ids", f"must hold one id per point ({size})", ids.shape
-        )
+        raise InputError("point_ids", f"must hold one id per point ({size})", ids.shape)
     return ids
 
 
 def _nonfinite(times: np.ndarray, recorded: int) -> str:
-    return f"state became non-finite before t = {times[recorded]:g}"
+    return f"state became non-finite by t = {times[recorded]:g}"
 
 
 # ---------------------------------------------------------------------------
@@ -236,9 +234,10 @@ def _nonfinite(times: np.ndarray, recorded: int) -> str:
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def _sgd(Ut, Vt, w, rates, root_lam, root_lam_gen, steps, rng, q, P, r, S,
-         V_copies, w_copies):  # fmt: skip
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _sgd(
+    Ut, Vt, w, rates, root_lam, root_lam_gen, steps, rng, q, P, r, S, V_copies, w_copies
+):
     """Online SGD of MODEL.md section 2 from step 0 to ``steps[-1]``.
 
     ``Ut, Vt`` (d, n) and ``w`` (n) are updated in place. Order parameters go
@@ -268,9 +267,16 @@ def _sgd(Ut, Vt, w, rates, root_lam, root_lam_gen, steps, rng, q, P, r, S,
         # Record every sample that falls on this step.
         while sample < T and steps[sample] == step:
             ok = _record(
-                Ut, Vt, w, scale_V, scale_w, q[sample], P[sample], r[sample],
+                Ut,
+                Vt,
+                w,
+                scale_V,
+                scale_w,
+                q[sample],
+                P[sample],
+                r[sample],
                 S[sample],
-            )  # fmt: skip
+            )
             if not ok:
                 _apply_scales(Vt, w, scale_V, scale_w)
                 return sample
@@ -332,11 +338,15 @@ def _sgd(Ut, Vt, w, rates, root_lam, root_lam_gen, steps, rng, q, P, r, S,
             v = scale_w * w[i] + push * y[i] - push_gen * y_gen[i]
             w[i] = v
             norm += v * v
+        if not (0.0 < norm < math.inf):
+            # Overflow (absurd rates): stop here rather than step on NaN.
+            _apply_scales(Vt, w, scale_V, scale_w)
+            return sample
         scale_w = 1.0 / math.sqrt(norm)
         step += 1
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _apply_scales(Vt, w, scale_V, scale_w):
     """Fold the pending scales into the stored vectors."""
     d, n = Vt.shape
@@ -347,7 +357,7 @@ def _apply_scales(Vt, w, scale_V, scale_w):
             Vt[j, i] *= scale_V[j]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _record(Ut, Vt, w, scale_V, scale_w, q, P, r, S):
     """Order parameters of section 3 into ``q, P, r, S``; False if non-finite."""
     d, n = Ut.shape
