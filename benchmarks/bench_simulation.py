@@ -99,7 +99,7 @@ def full_against_normals(n: int, steps: int, d: int = 1, repeats: int = 3) -> di
         figure = min(figure, _solve_seconds(simulate, n, steps, d, 1) / steps)
         baseline = min(baseline, _best(draws, 1) / steps)
     return {
-        "row": f"full simulation, n = {n}, d = {d}: s per step",
+        "row": f"full sim, n={n}, d={d}: s/step vs 2n numpy normals",
         "figure": figure,
         "baseline": baseline,
         "ratio": figure / baseline,
@@ -124,7 +124,7 @@ def full_against_numpy_loop(
             baseline, _best(lambda: numpy_sgd(U, V, w, params, steps, rng), 1) / steps
         )
     return {
-        "row": f"full simulation, n = {n}, d = {d}: s per step",
+        "row": f"full sim, n={n}, d={d}: s/step vs plain numpy loop",
         "figure": figure,
         "baseline": baseline,
         "ratio": baseline / figure,
@@ -141,7 +141,7 @@ def reduced_against_full(
     full = _solve_seconds(simulate, n, steps, d, 1)
     fast = _solve_seconds(reduced, n, steps, d, repeats)
     return {
-        "row": f"reduced simulation, n = {n}, d = {d}, t_max = {t_max:g}: s per run",
+        "row": f"reduced vs full sim, n={n}, d={d}, t_max={t_max:g}: s/run",
         "figure": fast,
         "baseline": full,
         "ratio": full / fast,
@@ -165,7 +165,7 @@ def reduced_flatness(
             )
     costs = np.array(list(per_step.values()))
     return {
-        "row": f"reduced simulation, d = {d}: cost per step, n = 1e2..1e6",
+        "row": f"reduced sim, d={d}: s/step, max vs min over n=1e2..1e6",
         "figure": costs.max(),
         "baseline": costs.min(),
         "ratio": costs.max() / costs.min(),
@@ -219,7 +219,7 @@ def run(quick: bool = False) -> list[dict]:
     cold, warm = first_call_seconds(cold=True), first_call_seconds(cold=False)
     rows.append(
         {
-            "row": "simulation kernels: first call in a fresh process, s",
+            "row": "sim kernels: first call, fresh process: cached vs cold, s",
             "figure": warm,
             "baseline": cold,
             "ratio": cold / warm,

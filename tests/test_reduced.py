@@ -82,6 +82,15 @@ def test_comparison_rejects_wrong_wishart_degrees_of_freedom(full_sample):
     assert family.rejected, family.report()
 
 
+def test_same_law_at_the_smallest_n():
+    """At n = 2d + 3 the Wishart part has 2 and 1 degrees of freedom."""
+    params = Parameters.single(**POINTS["d1"], n=5)
+    full = simulate.solve(params, TIMES, RunOptions(replicas=REPLICAS, root_seed=3))
+    fast = reduced.solve(params, TIMES, RunOptions(replicas=REPLICAS, root_seed=4))
+    family = ks_family(_samples(full, fast), ALPHA)
+    assert not family.rejected, family.report()
+
+
 # ---------------------------------------------------------------------------
 # Degenerate spans
 

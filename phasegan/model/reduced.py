@@ -26,8 +26,9 @@ law of the step, and the ``n - 2d - 1`` degrees of freedom, stay exact.
 
 The run keeps coordinates rather than the Gram matrix itself: a Cholesky
 factor of a nearly singular Gram matrix loses half the digits, while
-Gram-Schmidt on coordinates is backward stable (the Gram matrix it implies is
-exact to rounding whatever the conditioning).
+Gram-Schmidt on coordinates is backward stable: the Gram matrix it implies is
+exact to rounding whatever the conditioning (to `RANK_TOLERANCE` where a
+residual is dropped).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from numba import njit
 from phasegan.model.methods import RunOptions, replica_generator
 from phasegan.model.parameters import Parameters
 from phasegan.model.simulate import (
-    _nonfinite,
     checked_times,
+    nonfinite_message,
     point_ids,
     sample_steps,
 )
@@ -111,7 +112,9 @@ def _solve(params, times, options, dof_shift: int = 0) -> Trajectories:
                 out.S[b, replica],
             )
             if recorded < len(times):
-                out.fail(b, replica, Status.NONFINITE, _nonfinite(times, recorded))
+                out.fail(
+                    b, replica, Status.NONFINITE, nonfinite_message(times, recorded)
+                )
     return out
 
 

@@ -179,7 +179,8 @@ def simulated(
     Coordinates
         With ``M = replicas * n``; rows ``j n`` to ``(j + 1) n - 1`` come
         from replica ``j``. Coordinates of one run are exchangeable but not
-        independent (``sum_i w_i^2 = 1`` exactly, for one).
+        independent (``sum_i w_i^2 = 1`` exactly, for one). Memory:
+        ``replicas * T * n * (d + 1)`` floats.
 
     Raises
     ------

@@ -9,6 +9,12 @@ arithmetic.
 The compiled kernel `_sgd` does the steps; the functions around it only build
 initial states, hand out random streams and fill a `Trajectories`.
 
+Every run starts at ``t = 0`` from the default state of section 3, whatever
+the first sample time. The same seeds give identical arrays on one machine;
+the kernel lets LLVM reorder its sums (`FASTMATH`), so a CPU with other
+vector units may differ in the last bits, and those differences grow like
+any perturbation of the dynamics.
+
 Coordinates of ``U``. The law of the order parameters does not depend on how
 ``U`` sits in the ambient space (the update is invariant under rotations), but
 the coordinates ``sqrt(n) (U_i., V_i., w_i)`` studied in section 4 do. Each run
@@ -81,7 +87,9 @@ def solve(
                 out.S[b, replica],
             )
             if recorded < len(times):
-                out.fail(b, replica, Status.NONFINITE, _nonfinite(times, recorded))
+                out.fail(
+                    b, replica, Status.NONFINITE, nonfinite_message(times, recorded)
+                )
     return out
 
 
@@ -221,7 +229,8 @@ def point_ids(options: RunOptions, size: int) -> np.ndarray:
     return ids
 
 
-def _nonfinite(times: np.ndarray, recorded: int) -> str:
+def nonfinite_message(times: np.ndarray, recorded: int) -> str:
+    """The status message of a run that stopped before sample ``recorded``."""
     return f"state became non-finite by t = {times[recorded]:g}"
 
 
