@@ -31,10 +31,6 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(field, rule, hint=f"see {self.prog} --help")
 
 
-class NotAvailable(Exception):
-    """A documented option whose implementation has not landed yet."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="phasegan",
@@ -81,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--detach",
         action="store_true",
-        help="submit to --scheduler and exit (not available yet)",
+        help="submit to --scheduler and exit; the sweep runs without a client",
     )
     run.add_argument("--no-plot", action="store_true", help="skip the phase diagram")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -93,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     cancel = commands.add_parser(
-        "cancel", help="stop a detached sweep (not available yet)"
+        "cancel", help="stop the blocks of a detached sweep that have not run"
     )
     cancel.add_argument("store", metavar="STORE")
     cancel.add_argument("--scheduler", metavar="ADDRESS", required=True)
@@ -146,9 +142,6 @@ def main(argv=None) -> int:
     except InputError as exc:
         print(f"phasegan: error: {exc}", file=sys.stderr)
         return 2
-    except NotAvailable as exc:
-        print(f"phasegan: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(
             "phasegan: interrupted; run the same command again to resume",
@@ -187,15 +180,14 @@ def _run(args) -> int:
     if args.store is not None:
         overrides.append(f"store={json.dumps(args.store)}")
     spec = read_spec(args.spec, overrides)
-    if args.detach:
-        if args.scheduler is None:
-            raise InputError("--detach", "needs --scheduler ADDRESS")
-        raise NotAvailable(
-            "--detach is not available yet (issue 7); run without it, "
-            "or keep this client running"
-        )
-
     from phasegan import engine
+
+    if args.detach:
+        engine.submit(spec, scheduler=args.scheduler, overwrite=args.overwrite)
+        print(f"store:  {spec.store}")
+        print(f"watch:  phasegan status {spec.store} --watch")
+        print(f"stop:   phasegan cancel {spec.store} --scheduler {args.scheduler}")
+        return 0
 
     result = engine.run(
         spec,
@@ -320,10 +312,12 @@ def _watch(path, progress, interval: float = 2.0):
 
 
 def _cancel(args) -> int:
-    raise NotAvailable(
-        "cancel is not available yet (issue 7); stop the client running the "
-        "sweep instead (Ctrl-C), computed blocks stay in the store"
-    )
+    from phasegan import engine
+
+    pending = engine.cancel(args.store, scheduler=args.scheduler)
+    print(f"cancelled: {pending} blocks were not complete in {args.store}")
+    print(f"resume:    phasegan run SPEC --store {args.store}")
+    return 0
 
 
 def _plot(args) -> int:

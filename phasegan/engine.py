@@ -1,34 +1,34 @@
-"""Run a sweep on Dask: prepare the store, fan the blocks out, resume.
+"""Run a sweep on Dask: plan against the store, fan the blocks out, resume.
 
-The road of the data: spec -> grid -> blocks -> (worker: method kernel ->
-classify -> store region) -> store. One Dask task per block; the task writes its
-own region of the store from the worker, so results never travel back through
-the client (a task returns only a few timings). Task keys are
-``(phasegan-<name>-<spec hash>-<store token>, block)``: they name the sweep, so
-two sweeps on one cluster never mix, and the same sweep submitted twice shares
-its tasks.
+The road of the data: spec -> grid -> blocks -> (worker: `phasegan.task`:
+method kernel -> classify -> store region) -> store. One Dask task per block;
+the task writes its own region of the store from the worker, so results never
+travel back through the client (a task returns only a few timings). Task keys
+are ``(phasegan-<name>-<spec hash>-<store token>, block)``: they name the sweep,
+so two sweeps on one cluster never mix, and the same sweep submitted twice
+shares its tasks instead of computing them twice.
+
+Three ways to run: `run` waits for the blocks (a local cluster by default);
+`submit` hands them to a running scheduler and returns, the scheduler keeping
+them alive with no client (`distributed.fire_and_forget`); `cancel` stops the
+blocks of a submitted sweep that have not run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import time
-import traceback
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from phasegan import store
-from phasegan.classify import DIAGNOSTICS, ERROR, Classification, classify
 from phasegan.errors import InputError
 from phasegan.grid import Grid
-from phasegan.model.methods import RunOptions, get_method
-from phasegan.model.trajectories import Trajectories
 from phasegan.spec import Spec
+from phasegan.task import compute_block
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +69,38 @@ class RunResult:
     failures: list = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do to its store, decided before anything is written.
+
+    Attributes
+    ----------
+    grid : Grid
+    todo : list of int
+        Blocks to compute.
+    create : bool
+        Make a new store (removing the old one first when ``replace``).
+    replace : bool
+    """
+
+    grid: Grid
+    todo: list
+    create: bool
+    replace: bool = False
+
+
 def task_prefix(spec: Spec, path) -> str:
     """Key name of a sweep's tasks: spec name and hash, plus the store's path."""
-    where = hashlib.sha256(str(Path(path).absolute()).encode()).hexdigest()[:8]
+    where = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:8]
     return f"phasegan-{spec.name}-{spec.hash[:16]}-{where}"
 
 
-def prepare(spec: Spec, *, overwrite: bool = False) -> tuple:
-    """Create or check the store; return its `Grid` and the blocks to run.
+def plan(spec: Spec, *, overwrite: bool = False) -> Plan:
+    """Check the store against ``spec``; write nothing.
 
-    Every refusal (`InputError`) comes before anything is written.
+    Every refusal is an `InputError`: a store path that cannot be written, a
+    directory that is not a phasegan store, a store made by another spec
+    (unless ``overwrite``).
     """
     path = Path(spec.store)
     store.check_writable(path)
@@ -91,59 +113,51 @@ def prepare(spec: Spec, *, overwrite: bool = False) -> tuple:
             str(path),
             "choose another path with --store; phasegan never deletes it",
         )
-    if ours and not overwrite:
-        store.check_matches(path, spec)
+    if not ours or overwrite:
+        grid = Grid.for_spec(spec)
+        return Plan(grid, list(range(grid.size)), create=True, replace=ours)
 
-    log.info(
-        "sweep %s (%s, spec %s): %s",
-        spec.name,
-        spec.method,
-        spec.hash[:12],
-        " x ".join(f"{a.name}[{len(a)}]" for a in spec.axes),
-    )
-    if ours and overwrite:
+    store.check_matches(path, spec)
+    grid = Grid(spec, store.chunks(path))
+    return Plan(grid, grid.blocks_to_run(store.read_label(path)), create=False)
+
+
+def apply(spec: Spec, plan: Plan) -> None:
+    """Make the store the plan needs: remove the old one, create the new."""
+    path = Path(spec.store)
+    if not plan.create:
+        log.info(
+            "resuming %s: %d of %d blocks complete, %d to compute",
+            path,
+            plan.grid.size - len(plan.todo),
+            plan.grid.size,
+            len(plan.todo),
+        )
+        return
+
+    if plan.replace:
         store.remove(path)
         log.info("removed the old store at %s (--overwrite)", path)
-        exists = False
-    elif path.is_dir() and not exists:
+    elif path.is_dir():
         path.rmdir()  # an empty directory: take its place
-
-    if not exists:
-        grid = Grid.for_spec(spec)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            store.create(spec, path, grid.chunks)
-        except OSError as exc:
-            raise InputError(
-                "store",
-                f"cannot be created ({exc.strerror or exc})",
-                str(path),
-                "choose a writable location with --store",
-            ) from None
-        log.info(
-            "created %s: %d points%s in %d blocks of %s",
-            path,
-            spec.size,
-            _seeds(spec),
-            grid.size,
-            "x".join(map(str, grid.chunks)),
-        )
-        return grid, list(range(grid.size))
-
-    grid = Grid(spec, store.chunks(path))
-    todo = grid.blocks_to_run(store.read_label(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store.create(spec, path, plan.grid.chunks)
+    except OSError as exc:
+        raise InputError(
+            "store",
+            f"cannot be created ({exc.strerror or exc})",
+            str(path),
+            "choose a writable location with --store",
+        ) from None
     log.info(
-        "resuming %s: %d of %d blocks complete, %d to compute",
+        "created %s: %d points%s in %d blocks of %s",
         path,
-        grid.size - len(todo),
-        grid.size,
-        len(todo),
+        spec.size,
+        f" x {spec.replicas} seeds" if spec.simulation else "",
+        plan.grid.size,
+        "x".join(map(str, plan.grid.chunks)),
     )
-    return grid, todo
-
-
-def _seeds(spec: Spec) -> str:
-    return f" x {spec.replicas} seeds" if spec.simulation else ""
 
 
 def run(
@@ -155,7 +169,7 @@ def run(
     overwrite: bool = False,
     show_progress: bool = True,
 ) -> RunResult:
-    """Compute every point of ``spec`` not yet in its store.
+    """Compute every point of ``spec`` not yet in its store, and wait.
 
     Parameters
     ----------
@@ -172,22 +186,28 @@ def run(
         Draw a progress bar on stdout while the blocks run.
     """
     start = time.perf_counter()
-    grid, todo = prepare(spec, overwrite=overwrite)
-    tasks = [
-        _delayed_block(spec, grid, block, task_prefix(spec, spec.store))
-        for block in todo
-    ]
+    todo = plan(spec, overwrite=overwrite)
+    _log_sweep(spec)
 
     stats = []
-    if tasks and scheduler in LOCAL_SCHEDULERS:
-        stats = _compute_locally(tasks, scheduler, workers, show_progress)
-    elif tasks:
-        stats = _compute_on_cluster(tasks, scheduler, cluster, workers, show_progress)
+    if not todo.todo:
+        apply(spec, todo)
+    elif scheduler in LOCAL_SCHEDULERS:
+        apply(spec, todo)
+        stats = _compute_locally(spec, todo, scheduler, workers, show_progress)
+    else:
+        from phasegan.cluster import connect
+
+        # Connect first: a bad address or cluster name is refused before the
+        # store is touched.
+        with connect(scheduler=scheduler, cluster=cluster, workers=workers) as client:
+            apply(spec, todo)
+            stats = _compute_on(client, spec, todo, show_progress)
 
     result = RunResult(
         store=str(spec.store),
-        blocks=grid.size,
-        blocks_run=len(todo),
+        blocks=todo.grid.size,
+        blocks_run=len(todo.todo),
         progress=store.progress(spec.store),
         wall=time.perf_counter() - start,
         task_seconds=sum(s.get("task", 0.0) for s in stats),
@@ -199,49 +219,116 @@ def run(
     return result
 
 
-def _delayed_block(spec, grid, block, prefix):
-    import dask
+def submit(spec: Spec, *, scheduler: str, overwrite: bool = False) -> Plan:
+    """Hand the missing blocks to a running scheduler and return at once.
 
-    # An absolute path: workers may run in another directory, or on other
-    # machines that see the store through a shared file system.
-    path = str(Path(spec.store).absolute())
-    return dask.delayed(compute_block, pure=True)(
-        spec, path, grid.chunks, block, dask_key_name=(prefix, block)
-    )
-
-
-def _compute_locally(tasks, scheduler, workers, show_progress) -> list:
-    import dask
-    from dask.diagnostics import ProgressBar
-
-    log.info("computing %d blocks on Dask's %s scheduler", len(tasks), scheduler)
-    bar = ProgressBar() if show_progress else _NoBar()
-    with bar:
-        (stats,) = dask.compute(tasks, scheduler=scheduler, num_workers=workers)
-    return list(stats)
-
-
-def _compute_on_cluster(tasks, scheduler, cluster, workers, show_progress) -> list:
-    from distributed import progress, wait
+    The scheduler keeps the tasks alive with no client connected
+    (`distributed.fire_and_forget`); progress is read from the store
+    (`phasegan.store.progress`), and `cancel` stops what has not run.
+    """
+    if scheduler is None or scheduler in LOCAL_SCHEDULERS:
+        raise InputError(
+            "--detach",
+            "needs --scheduler ADDRESS of a running Dask scheduler",
+            scheduler,
+            "a detached sweep runs on a scheduler that outlives this command",
+        )
+    from distributed import fire_and_forget
 
     from phasegan.cluster import connect
 
-    with connect(scheduler=scheduler, cluster=cluster, workers=workers) as client:
+    todo = plan(spec, overwrite=overwrite)
+    _log_sweep(spec)
+    with connect(scheduler=scheduler) as client:
+        apply(spec, todo)
+        if todo.todo:
+            fire_and_forget(client.compute(_tasks(spec, todo)))
         log.info("dashboard: %s%s", client.dashboard_link, _dashboard_note())
-        log.info("computing %d blocks on %s", len(tasks), client.scheduler.address)
-        futures = client.compute(tasks)
-        if show_progress:
-            progress(futures)
-        wait(futures)
-        stats = []
-        for future in futures:
-            if future.status == "finished":
-                stats.append(future.result())
-            else:
-                stats.append(
-                    {"error": f"block {future.key[1]}: {future.exception()!r}"}
-                )
-        client.cancel(futures)
+        log.info(
+            "submitted %d blocks to %s; they run to the end without this client",
+            len(todo.todo),
+            scheduler,
+        )
+    return todo
+
+
+def cancel(path, *, scheduler: str) -> int:
+    """Stop the blocks of the sweep in store ``path`` that have not run.
+
+    Blocks already written stay; running the spec again resumes. Returns the
+    number of blocks that were not complete.
+    """
+    attrs = store.read_attrs(path)
+    if attrs is None:
+        raise InputError("STORE", "is not a phasegan store", str(path))
+    from distributed import Future
+
+    from phasegan.cluster import connect
+    from phasegan.spec import parse_spec
+
+    where = json.dumps(str(Path(path).resolve()))
+    spec = parse_spec(attrs["spec"], [f"store={where}"])
+    grid = Grid(spec, store.chunks(path))
+    prefix = task_prefix(spec, path)
+    with connect(scheduler=scheduler) as client:
+        futures = [Future((prefix, block), client) for block in range(grid.size)]
+        client.cancel(futures, force=True, reason="phasegan cancel")
+    pending = grid.blocks_to_run(store.read_label(path))
+    log.info(
+        "cancelled the blocks of %s on %s: %d of %d were not complete; "
+        "run the spec again to resume",
+        path,
+        scheduler,
+        len(pending),
+        grid.size,
+    )
+    return len(pending)
+
+
+def _tasks(spec: Spec, todo: Plan) -> list:
+    import dask
+
+    prefix = task_prefix(spec, spec.store)
+    # An absolute path: workers may run in another directory, or on other
+    # machines that see the store through a shared file system.
+    path = str(Path(spec.store).resolve())
+    return [
+        dask.delayed(compute_block, pure=True)(
+            spec, path, todo.grid.chunks, block, dask_key_name=(prefix, block)
+        )
+        for block in todo.todo
+    ]
+
+
+def _compute_locally(spec, todo, scheduler, workers, show_progress) -> list:
+    import dask
+    from dask.diagnostics import ProgressBar
+
+    log.info("computing %d blocks on Dask's %s scheduler", len(todo.todo), scheduler)
+    bar = ProgressBar() if show_progress else _NoBar()
+    with bar:
+        (stats,) = dask.compute(
+            _tasks(spec, todo), scheduler=scheduler, num_workers=workers
+        )
+    return list(stats)
+
+
+def _compute_on(client, spec, todo, show_progress) -> list:
+    from distributed import progress, wait
+
+    log.info("dashboard: %s%s", client.dashboard_link, _dashboard_note())
+    log.info("computing %d blocks on %s", len(todo.todo), client.scheduler.address)
+    futures = client.compute(_tasks(spec, todo))
+    if show_progress:
+        progress(futures)
+    wait(futures)
+    stats = []
+    for future in futures:
+        if future.status == "finished":
+            stats.append(future.result())
+        else:  # e.g. a worker died on it more often than the scheduler allows
+            stats.append({"error": f"block {future.key[1]}: {future.exception()!r}"})
+    client.cancel(futures)
     return stats
 
 
@@ -257,6 +344,16 @@ class _NoBar:
 
     def __exit__(self, *exc):
         return False
+
+
+def _log_sweep(spec: Spec):
+    log.info(
+        "sweep %s (%s, spec %s): %s",
+        spec.name,
+        spec.method,
+        spec.hash[:12],
+        " x ".join(f"{a.name}[{len(a)}]" for a in spec.axes),
+    )
 
 
 def _log_summary(result: RunResult):
@@ -282,116 +379,3 @@ def _log_summary(result: RunResult):
         )
     for failure in result.failures:
         log.error("task failed: %s", failure)
-
-
-# --- the task ------------------------------------------------------------------
-
-
-def compute_block(spec: Spec, path, chunks: tuple, block: int) -> dict:
-    """Compute, classify and write one block; runs on a worker.
-
-    Returns a few timings (seconds), or ``{"error": ...}`` if the block could not
-    be written; failures of single points are stored as ``label = error``.
-    """
-    start = time.perf_counter()
-    try:
-        grid = Grid(spec, tuple(chunks))
-        params = grid.parameters(block)
-        options = RunOptions(
-            replicas=spec.replicas,
-            root_seed=spec.root_seed,
-            point_ids=grid.point_ids(block),
-        )
-        traj, result, kernel = _solve_block(spec, params, options)
-        computed = time.perf_counter()
-        values = store.block_values(
-            traj, result, grid.region_shape(block), spec.simulation
-        )
-        store.write_region(path, grid.slices(block), values)
-    except Exception:
-        return {"block": block, "error": f"block {block}: {traceback.format_exc()}"}
-    end = time.perf_counter()
-    return {
-        "block": block,
-        "points": params.size,
-        "kernel": kernel,
-        "write": end - computed,
-        "task": end - start,
-    }
-
-
-def _solve_block(spec, params, options):
-    """Method kernel then classifier; a point that raises becomes an error."""
-    try:
-        return _solve(spec, params, options)
-    except Exception:
-        pass
-
-    # Something in the block raised: redo it point by point, so only the
-    # points that fail are lost, each with its reason.
-    ids = options.ids(params.size)
-    parts, kernel = [], 0.0
-    for i in range(params.size):
-        single = RunOptions(
-            rtol=options.rtol,
-            atol=options.atol,
-            max_steps=options.max_steps,
-            replicas=options.replicas,
-            root_seed=options.root_seed,
-            point_ids=ids[i : i + 1],
-        )
-        try:
-            traj, result, seconds = _solve(spec, params.point(i), single)
-            kernel += seconds
-        except Exception as exc:
-            traj, result = _raised(spec, exc)
-        parts.append((traj, result))
-    return _concatenate(spec, parts), _concatenate_results(parts), kernel
-
-
-def _solve(spec, params, options):
-    solve = get_method(spec.method)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")  # per-point solver chatter: not logged
-        t0 = time.perf_counter()
-        traj = solve(params, spec.times, options)
-        kernel = time.perf_counter() - t0
-        if spec.simulation:
-            result = classify(traj, recovery=spec.recovery, n=params.n)
-        else:  # the ODE end state's stability decides settled vs oscillating
-            result = classify(traj, recovery=spec.recovery, params=params)
-    return traj, result, kernel
-
-
-def _raised(spec, exc):
-    traj = Trajectories.empty(1, spec.replicas, spec.times, spec.d)
-    traj.status[:] = store.EXCEPTION
-    traj.message[:] = f"{type(exc).__name__}: {exc}"[:500]
-    diagnostics = {}
-    for diag in DIAGNOSTICS:
-        shape = (1, spec.replicas) + ((spec.d,) if diag.per_feature else ())
-        diagnostics[diag.name] = np.full(shape, np.nan)
-    label = np.full((1, spec.replicas), ERROR, dtype=np.int8)
-    return traj, Classification(label=label, diagnostics=diagnostics)
-
-
-def _concatenate(spec, parts) -> Trajectories:
-    trajs = [traj for traj, _ in parts]
-    return Trajectories(
-        times=spec.times,
-        **{
-            name: np.concatenate([getattr(t, name) for t in trajs])
-            for name in ("q", "P", "r", "S", "status", "message")
-        },
-    )
-
-
-def _concatenate_results(parts) -> Classification:
-    results = [result for _, result in parts]
-    return Classification(
-        label=np.concatenate([r.label for r in results]),
-        diagnostics={
-            d.name: np.concatenate([r.diagnostics[d.name] for r in results])
-            for d in DIAGNOSTICS
-        },
-    )

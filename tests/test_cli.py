@@ -111,12 +111,10 @@ def test_run_status_plot_and_mismatch(spec_file, tmp_path, capsys):
     assert store_files(store) == before
 
 
-def test_detach_is_not_available_yet(spec_file, capsys):
-    assert (
-        main(["run", str(spec_file), "--detach", "--scheduler", "tcp://127.0.0.1:1"])
-        == 1
-    )
-    assert "not available yet" in capsys.readouterr().err
+def test_detach_needs_a_running_scheduler(spec_file, tmp_path, capsys):
+    assert main(["run", str(spec_file), "--detach"]) == 2
+    one_error_line(capsys, "--detach")
+    assert not (tmp_path / "tiny.zarr").exists()
 
 
 def test_real_process_exit_code_and_single_stderr_line(spec_file, tmp_path):

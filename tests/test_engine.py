@@ -14,7 +14,7 @@ import xarray as xr
 from distributed import LocalCluster
 from sweep_helpers import assert_stores_identical, store_files, tiny_spec
 
-from phasegan import engine, store
+from phasegan import engine, store, task
 from phasegan.classify import ERROR, classify
 from phasegan.errors import InputError
 from phasegan.grid import Grid, parameters_at
@@ -114,7 +114,7 @@ def test_a_point_that_raises_is_data(tmp_path, monkeypatch):
             raise FloatingPointError("cannot integrate here")
         return solve(params, times, options)
 
-    monkeypatch.setattr(engine, "get_method", lambda name: fragile)
+    monkeypatch.setattr(task, "get_method", lambda name: fragile)
     spec = tiny_spec(tmp_path / "s.zarr", "grid.noise.num=3", "grid.noise.stop=2.0")
     assert bad_noise in spec.axis("noise").values
     result = engine.run(spec, scheduler="sync", show_progress=False)
