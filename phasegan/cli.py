@@ -279,6 +279,8 @@ def _progress_line(progress) -> str:
     if progress.last_write is not None:
         idle = time.time() - progress.last_write
         line += f", last write {_duration(idle)} ago"
+    if progress.stalled():
+        line += " - looks STALLED: is a client or a detached run still going?"
     return line
 
 

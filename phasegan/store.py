@@ -20,6 +20,7 @@ import datetime
 import os
 import platform
 import shutil
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -447,6 +448,8 @@ class Progress:
         Runs per second over the recent writes; None before two writes.
     last_write : float or None
         POSIX time of the newest label chunk.
+    blocks_written : int
+        Label chunks on disk (one per complete block).
     """
 
     done: int
@@ -455,10 +458,25 @@ class Progress:
     attrs: dict
     rate: float | None
     last_write: float | None
+    blocks_written: int = 0
 
     @property
     def complete(self) -> bool:
         return self.done == self.total
+
+    def stalled(self, patience: float = 300.0) -> bool:
+        """Incomplete, and no block written for ``patience`` seconds (or ten
+        times the recent time per block, if longer)."""
+        if self.complete:
+            return False
+        last = self.last_write
+        if last is None:
+            created = datetime.datetime.fromisoformat(self.attrs["created"])
+            last = created.timestamp()
+        if self.rate:
+            per_block = self.done / max(self.blocks_written, 1) / self.rate
+            patience = max(patience, 10 * per_block)
+        return time.time() - last > patience
 
     @property
     def eta(self) -> float | None:
@@ -478,19 +496,20 @@ def progress(path) -> Progress:
     label = read_label(path)
     done = int((label >= 0).sum())
     counts = {name: int((label == code).sum()) for code, name in enumerate(LABELS)}
-    rate, last = _write_rate(Path(path), done)
+    times = _write_times(Path(path))
     return Progress(
         done=done,
         total=int(label.size),
         counts=counts,
         attrs=attrs,
-        rate=rate,
-        last_write=last,
+        rate=_rate(times, done),
+        last_write=times[-1] if times else None,
+        blocks_written=len(times),
     )
 
 
-def _write_rate(path: Path, done: int, recent: int = 20):
-    """Rate from the modification times of the label chunks (local stores)."""
+def _write_times(path: Path) -> list:
+    """Modification times of the label chunks (one per written block), sorted."""
     times = []
     for root, _, files in os.walk(path / "label" / "c"):
         times += [
@@ -498,15 +517,16 @@ def _write_rate(path: Path, done: int, recent: int = 20):
             for f in files
             if not f.endswith(".partial")
         ]
-    if not times:
-        return None, None
-    times.sort()
-    last = times[-1]
+    return sorted(times)
+
+
+def _rate(times: list, done: int, recent: int = 20) -> float | None:
+    """Runs per second over the last ``recent`` block writes."""
     window = times[-recent:]
     if len(window) < 2 or window[-1] <= window[0]:
-        return None, last
-    per_chunk = done / len(times)
-    return (len(window) - 1) * per_chunk / (window[-1] - window[0]), last
+        return None
+    per_block = done / len(times)
+    return (len(window) - 1) * per_block / (window[-1] - window[0])
 
 
 def load(path):

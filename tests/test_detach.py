@@ -126,6 +126,10 @@ def test_two_detached_sweeps_at_once(tmp_path, scheduler):
     second = tiny_spec(tmp_path / "second.zarr", "model.tau=0.3")
     for spec in (first, second):
         detach(spec, scheduler, tmp_path)
+
+    from phasegan.cli import main
+
+    assert main(["status", str(first.store), "--watch"]) == 0  # returns when done
     for spec in (first, second):
         wait_complete(spec.store)
         reference = spec.with_store(str(tmp_path / f"ref-{spec.hash[:8]}.zarr"))

@@ -163,3 +163,11 @@ def test_unwritable_location(tmp_path):
     with pytest.raises(InputError) as info:
         store.check_writable(blocker / "s.zarr")
     assert info.value.field == "store"
+
+
+def test_a_store_with_no_new_block_for_long_looks_stalled(new_store):
+    spec, grid, path = new_store
+    progress = store.progress(path)
+    assert not progress.stalled()  # just created
+    assert progress.stalled(patience=0.0)
+    assert progress.eta is None
