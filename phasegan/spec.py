@@ -175,6 +175,11 @@ class Spec:
         """Bytes of one run's stored trajectories ``q, P, r`` (float64)."""
         return self.samples * (2 * self.d + self.d**2) * 8
 
+    def __reduce__(self):
+        # A spec is its canonical text; pickling it keeps only that (the
+        # read-only `fixed` mapping does not pickle by itself).
+        return parse_spec, (self.text,)
+
     def axis(self, name: str) -> Axis:
         for axis in self.axes:
             if axis.name == name:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 from sweep_helpers import TINY, tiny_spec
@@ -88,6 +89,11 @@ def test_bad_set_items(tmp_path, item):
     with pytest.raises(InputError) as info:
         tiny_spec(tmp_path / "s.zarr", item)
     assert info.value.field == "--set"
+
+
+def test_spec_pickles_as_its_text(tmp_path):
+    spec = tiny_spec(tmp_path / "s.zarr", "model.tau=0.3")
+    assert pickle.loads(pickle.dumps(spec)) == spec
 
 
 def test_spec_is_immutable(tmp_path):
