@@ -9,7 +9,7 @@ examples with every field explained in ``deploy/``). On top of that section,
     phasegan:
       cluster:
         minimum-jobs: 0      # adaptive scaling: never fewer batch jobs than this
-        maximum-jobs: 4      #                   never more (--workers N caps workers)
+        maximum-jobs: 4      #   never more running (--workers N caps workers)
         drain: 60s           # stop taking new blocks this long before a worker's
                              # lifetime ends, so no running block is cut short
 
@@ -25,6 +25,14 @@ A worker loaded with ``--preload phasegan.cluster`` (added to every batch job;
 add it yourself to ``dask worker`` when you start workers by hand) stops taking
 new tasks ``drain`` before its lifetime ends, finishes the blocks it is running,
 hands its results to another worker and closes: each block is computed once.
+Adaptive scaling counts a draining worker as gone, so its replacement job is
+submitted while it drains, and it scales down only idle workers.
+
+Known limits: a block that runs longer than ``drain`` is cut short by Dask's
+own lifetime close and computed again (same data, twice the work). A draining
+worker whose results no running worker can take (all drain at once and the
+replacements still queue) waits until 15 s before its walltime, then closes;
+those results, which the engine holds until the sweep ends, are computed again.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import time
 
 import dask.config
 from dask.utils import parse_timedelta
-from distributed import Client, LocalCluster
+from distributed import Adaptive, Client, LocalCluster, SchedulerPlugin
 
 from phasegan.errors import InputError, PhaseganError
 
@@ -71,6 +79,9 @@ BATCH_SYSTEMS = {
 # the walltime (a 1 h job retires between 48 and 54 min).
 LIFETIME_SHARE = 0.85
 STAGGER_SHARE = 0.05
+# A draining worker gives up waiting for a taker of its results this long
+# before its job's walltime (seconds): time to close before SLURM/PBS kill it.
+JOB_END_MARGIN = 15.0
 
 
 @contextlib.contextmanager
@@ -124,7 +135,12 @@ def connect(*, scheduler: str | None = None, cluster: str | None = None, workers
 @contextlib.contextmanager
 def _local(workers):
     workers = workers or os.cpu_count() or 1
-    log.info("starting a local Dask cluster with %d worker processes", workers)
+    security = _security()  # TLS files in the Dask config: use them here too
+    log.info(
+        "starting a local Dask cluster with %d worker processes%s",
+        workers,
+        " (TLS)" if security else "",
+    )
     with (
         LocalCluster(
             n_workers=workers,
@@ -132,6 +148,8 @@ def _local(workers):
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
+            security=security,
+            protocol="tls://" if security else None,
         ) as local,
         Client(local) as client,
     ):
@@ -186,7 +204,8 @@ def _batch(name, workers):
             batch.job_name,
         )
         log.info("adaptive scaling between %d and %d worker processes", low, high)
-        batch.adapt(minimum=low, maximum=high)
+        client.register_plugin(KeepBusyWorkers())
+        batch.adapt(minimum=low, maximum=high, Adaptive=DrainAwareAdaptive)
         yield client
         log.info("closing the %s cluster and cancelling its jobs", name.upper())
 
@@ -270,6 +289,11 @@ def batch_options(name: str) -> dict:
     )
     prologue = list(dask.config.get(f"{section}.job-script-prologue", []) or [])
     prologue.append(f"export DASK_PHASEGAN__CLUSTER__DRAIN={drain:g}")
+    # When the batch system will kill the job (epoch seconds): a draining
+    # worker may wait for a taker of its results until shortly before.
+    prologue.append(
+        f"export DASK_PHASEGAN__CLUSTER__JOB_END=$(( $(date +%s) + {walltime:.0f} ))"
+    )
 
     options = {
         "worker_extra_args": args,
@@ -414,6 +438,39 @@ def _walltime_seconds(section: str, text) -> float:
     return float(total)
 
 
+class DrainAwareAdaptive(Adaptive):
+    """Adaptive scaling that counts a draining worker as gone.
+
+    A worker that drains before its lifetime ends takes no new blocks, but
+    its job lives on until it has finished and handed over its results. Its
+    replacement is asked for at once, so for a while up to ``maximum`` plus
+    the draining workers exist; and when every worker drains at once, the
+    replacements are there to take the results.
+    """
+
+    async def safe_target(self) -> int:
+        target = await super().safe_target()
+        workers = (await self.scheduler.identity()).get("workers", {})
+        draining = sum(
+            w.get("status") == "closing_gracefully" for w in workers.values()
+        )
+        return target + draining
+
+
+class KeepBusyWorkers(SchedulerPlugin):
+    """Scale down only idle workers.
+
+    Adaptive scaling would otherwise retire a worker in the middle of a
+    block when the queue runs short (at the end of a sweep), and the block
+    would be computed again elsewhere.
+    """
+
+    name = "phasegan-keep-busy-workers"
+
+    def valid_workers_downscaling(self, scheduler, workers):
+        return [ws for ws in workers if not ws.processing]
+
+
 # --- worker side: drain before the lifetime ends -------------------------------------
 
 
@@ -428,7 +485,14 @@ async def dask_setup(worker):
     drain = parse_timedelta(dask.config.get("phasegan.cluster.drain"))
     loop = asyncio.get_running_loop()
     start = max(worker.lifetime - drain, 0.0)
-    give_up = loop.time() + worker.lifetime + drain
+
+    # Wait for a taker of the results until shortly before the batch system
+    # kills the job, or, outside a batch job, until `drain` after the lifetime.
+    job_end = dask.config.get("phasegan.cluster.job-end", None)
+    if job_end:
+        give_up = loop.time() + float(job_end) - time.time() - JOB_END_MARGIN
+    else:
+        give_up = loop.time() + worker.lifetime + drain
     worker_log.info(
         "worker %s: lifetime %.0fs, stops taking new blocks after %.0fs",
         worker.name,

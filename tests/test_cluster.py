@@ -2,8 +2,8 @@
 real single-node SLURM (deploy/testing/start-slurm.sh) through dask-jobqueue.
 
 Every server here listens on 127.0.0.1. Each test runs ``phasegan run`` as a
-user would, then checks the store against a run on Dask's synchronous
-scheduler, and counts, from a worker preload (tests/cluster_probe.py), how
+user would, then checks the store against a run on Dask's local process
+pool (no cluster), and counts, from a worker preload (tests/cluster_probe.py), how
 often each block was computed and in which SLURM job.
 """
 
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 DEPLOY = ROOT / "deploy" / "testing"
 
-# 32 blocks of one point, ~0.1 s each: quick, for the plumbing.
+# 32 points in ~16 blocks of ~0.2 s: quick, for the plumbing.
 ODE_SPEC = {
     "name": "cluster-ode",
     "method": "ode",
@@ -49,12 +49,13 @@ ODE_SPEC = {
     "store": "unused.zarr",
 }  # fmt: skip
 
-# 32 blocks of ~0.4 s of SGD each: long enough for workers to expire midway.
+# 32 points in ~16 blocks of ~1.5 s of SGD: ~25 s of work, several lifetimes
+# of the test's workers.
 SIM_SPEC = {
     **ODE_SPEC,
     "name": "cluster-sim",
     "method": "sim",
-    "time": {"t_max": 150, "samples": 20},
+    "time": {"t_max": 300, "samples": 20},
     "sim": {"n": 300, "seeds": 2, "seed": 0},
 }
 
@@ -86,7 +87,7 @@ def phasegan_run(spec: Path, store: Path, *args, env=None, timeout=240):
     return done
 
 
-def test_env(tmp_path: Path, **extra) -> dict:
+def probe_env(tmp_path: Path, **extra) -> dict:
     """Environment for phasegan and its workers: the probe on PYTHONPATH."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -104,6 +105,14 @@ def assert_same_store(path: Path, reference: Path):
     assert (label >= 0).all(), f"{(label < 0).sum()} runs not computed"
     # Same code, same inputs, same machine: equal to the last bit (NaN == NaN).
     xr.testing.assert_equal(ds.load(), ref.load())
+
+
+def block_count(spec: Path) -> int:
+    """Blocks (tasks) the engine cuts the sweep of ``spec`` into."""
+    from phasegan.grid import Grid
+    from phasegan.spec import read_spec
+
+    return Grid.for_spec(read_spec(str(spec), [])).size
 
 
 def assert_each_block_once(probe: Path, blocks: int) -> dict:
@@ -147,12 +156,42 @@ class Processes:
             out.close()
 
 
+def make_tls(directory: Path) -> Path:
+    """A self-signed CA and one certificate, made as deploy/README.md says."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for command in (
+        ["openssl", "req", "-x509", *ec, "-days", "365", "-subj",
+         "/CN=phasegan-dask-ca", "-keyout", "ca-key.pem", "-out", "ca.pem"],
+        ["openssl", "req", *ec, "-subj", "/CN=phasegan-dask", "-keyout",
+         "key.pem", "-out", "cert.csr"],
+        ["openssl", "x509", "-req", "-in", "cert.csr", "-CA", "ca.pem", "-CAkey",
+         "ca-key.pem", "-CAcreateserial", "-days", "365", "-out", "cert.pem"],
+    ):  # fmt: skip
+        subprocess.run(command, cwd=directory, check=True, capture_output=True)
+    return directory
+
+
+def tls_config(directory: Path) -> dict:
+    """The ``distributed.comm`` section of deploy/README.md for these files."""
+    pair = {"cert": str(directory / "cert.pem"), "key": str(directory / "key.pem")}
+    return {
+        "require-encryption": True,
+        "tls": {
+            "ca-file": str(directory / "ca.pem"),
+            "scheduler": pair,
+            "worker": pair,
+            "client": pair,
+        },
+    }
+
+
 def reference_run(directory: Path, spec: dict) -> tuple[Path, Path]:
-    """``spec`` run on Dask's synchronous scheduler, in one process: the
+    """``spec`` run on Dask's local process pool, no distributed cluster: the
     store every cluster run of it must equal."""
     path = write_spec(directory, spec)
     store = directory / f"{spec['name']}.zarr"
-    done = phasegan_run(path, store, "--scheduler", "sync")
+    done = phasegan_run(path, store, "--scheduler", "processes", "--workers", "2")
     assert done.returncode == 0, done.stderr
     return path, store
 
@@ -176,7 +215,7 @@ def dask_cluster(tmp_path):
     procs = Processes(tmp_path)
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = test_env(tmp_path)
+    env = probe_env(tmp_path)
     dask = shutil.which("dask")
     assert dask, "the `dask` command (package dask) is not on PATH"
     try:
@@ -213,20 +252,57 @@ def test_remote_scheduler_runs_sweep(dask_cluster, ode_reference, tmp_path):
 
     assert done.returncode == 0, done.stderr
     assert_same_store(store, reference)
-    runs = assert_each_block_once(tmp_path / "probe.jsonl", 32)
+    runs = assert_each_block_once(tmp_path / "probe.jsonl", block_count(spec))
     workers = {record["worker"] for record in runs.values()}
     assert workers == {"w1", "w2"}, f"blocks ran on {workers}, not on both workers"
 
 
 def test_remote_scheduler_unreachable_is_reported(tmp_path):
     spec = write_spec(tmp_path, ODE_SPEC)
-    env = test_env(tmp_path, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
+    env = probe_env(tmp_path, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
 
     done = phasegan_run(spec, tmp_path / "s.zarr", "--scheduler", address, env=env)
 
     assert done.returncode == 1
     assert f"could not reach the Dask scheduler at {address}" in done.stderr
+
+
+def test_tls_scheduler_refuses_clients_without_the_certificate(tmp_path):
+    """The README's self-signed set-up: only holders of the key get in."""
+    from distributed import Client
+    from distributed.security import Security
+
+    tls = make_tls(tmp_path / "tls")
+    other = make_tls(tmp_path / "other")  # a certificate from another CA
+    port = free_port()
+    procs = Processes(tmp_path)
+    try:
+        procs.start(
+            "scheduler", shutil.which("dask"), "scheduler", "--host", "127.0.0.1",
+            "--port", str(port), "--protocol", "tls", "--dashboard-address",
+            "127.0.0.1:0", "--tls-ca-file", str(tls / "ca.pem"), "--tls-cert",
+            str(tls / "cert.pem"), "--tls-key", str(tls / "key.pem"),
+        )  # fmt: skip
+
+        def security(d):
+            return Security(
+                tls_ca_file=str(d / "ca.pem"),
+                tls_client_cert=str(d / "cert.pem"),
+                tls_client_key=str(d / "key.pem"),
+                require_encryption=True,
+            )
+
+        with Client(f"tls://127.0.0.1:{port}", security=security(tls), timeout=30):
+            pass  # the right certificate gets in
+        for address, sec in (
+            (f"tcp://127.0.0.1:{port}", None),
+            (f"tls://127.0.0.1:{port}", security(other)),
+        ):
+            with pytest.raises(OSError):
+                Client(address, security=sec, timeout=3)
+    finally:
+        procs.stop()
 
 
 # --- batch configuration: errors before anything starts ---------------------------
@@ -311,6 +387,52 @@ def test_batch_options_add_lifetime_and_drain(tmp_path):
     assert options["scheduler_options"]["dashboard_address"] == "127.0.0.1:0"
 
 
+@pytest.mark.parametrize(
+    ("system", "submit", "expected"),
+    [
+        ("slurm", "sbatch", ["#SBATCH -t 01:00:00", "#SBATCH --cpus-per-task=8"]),
+        ("pbs", "qsub", ["#PBS -l walltime=01:00:00",
+                         "#PBS -l select=1:ncpus=8:mem=32GB"]),
+    ],
+)  # fmt: skip
+def test_deploy_example_config_makes_job_script(
+    system, submit, expected, tmp_path, monkeypatch
+):
+    """deploy/<system>/jobqueue.yaml passes the checks and gives the job script
+    its comments promise. The submit command is a stand-in that is never run:
+    this test needs no batch system."""
+    import dask.config
+    import dask_jobqueue
+
+    fake = tmp_path / "bin" / submit
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'not a real batch system' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    config = yaml.safe_load((ROOT / "deploy" / system / "jobqueue.yaml").read_text())
+    config["jobqueue"][system]["interface"] = "lo"  # ib0 is not on this machine
+    config["jobqueue"][system]["log-directory"] = str(tmp_path / "logs")
+    config["jobqueue"][system]["scheduler-options"]["dashboard_address"] = "127.0.0.1:0"
+
+    with dask.config.set(dotted(config)):
+        options = batch_options(system)
+        cls = getattr(
+            dask_jobqueue, {"slurm": "SLURMCluster", "pbs": "PBSCluster"}[system]
+        )
+        with cls(**options) as batch:
+            script = batch.job_script()
+            address = batch.scheduler_address
+
+    for line in expected:
+        assert line in script
+    assert address.startswith("tcp://127.0.0.1:")
+    assert "--lifetime 50m --lifetime-stagger 4m" in script
+    assert "--preload phasegan.cluster" in script
+    assert "export DASK_PHASEGAN__CLUSTER__DRAIN=120" in script
+    # One single-threaded worker process per core, as the comments advise.
+    assert re.search(r"--nthreads 1 .*--nworkers 8 ", script)
+
+
 # --- (b), (c) a real SLURM ---------------------------------------------------------
 
 
@@ -339,6 +461,8 @@ def slurm(tmp_path_factory):
     Yields the environment (``SLURM_CONF``) and the directory of its files.
     """
     why_not = _install_slurm()
+    if why_not and os.environ.get("CI"):
+        pytest.fail(f"CI must run the SLURM tests, but {why_not}")
     if why_not:
         pytest.skip(why_not)
 
@@ -348,6 +472,8 @@ def slurm(tmp_path_factory):
         PHASEGAN_SLURM_DIR=str(directory),
         PHASEGAN_SLURMCTLD_PORT=str(free_port()),
         PHASEGAN_SLURMD_PORT=str(free_port()),
+        # Room for two replacement jobs while two old ones wind down.
+        PHASEGAN_SLURM_CPUS="4",
     )
     started = subprocess.run(
         [str(DEPLOY / "start-slurm.sh")], check=False, env=env,
@@ -386,7 +512,7 @@ def run_on_slurm(slurm, tmp_path, spec, config):
     config_dir = tmp_path / "dask"
     config_dir.mkdir()
     (config_dir / "phasegan-test.yaml").write_text(yaml.safe_dump(config))
-    run_env = test_env(
+    run_env = probe_env(
         tmp_path, SLURM_CONF=env["SLURM_CONF"], DASK_CONFIG=str(config_dir)
     )
     return phasegan_run(spec, tmp_path / "slurm.zarr", "--cluster", "slurm",
@@ -394,16 +520,22 @@ def run_on_slurm(slurm, tmp_path, spec, config):
 
 
 @pytest.mark.slurm
-def test_slurm_cluster_runs_sweep(slurm, ode_reference, tmp_path):
+def test_slurm_cluster_runs_sweep_over_tls(slurm, ode_reference, tmp_path):
+    """--cluster slurm with the README's TLS config: the workers come through
+    sbatch and talk to the scheduler over tls:// only."""
     env, _ = slurm
     spec, reference = ode_reference
     name = f"pgtest-{uuid.uuid4().hex[:8]}"
+    config = jobqueue_config(tmp_path, name)
+    config["distributed"]["comm"] = tls_config(make_tls(tmp_path / "tls"))
 
-    done = run_on_slurm(slurm, tmp_path, spec, jobqueue_config(tmp_path, name))
+    done = run_on_slurm(slurm, tmp_path, spec, config)
 
     assert done.returncode == 0, done.stderr
+    assert re.search(r"scheduler at tls://127\.0\.0\.1:\d+", done.stderr)
     assert_same_store(tmp_path / "slurm.zarr", reference)
-    runs = assert_each_block_once(tmp_path / "probe.jsonl", 32)
+    runs = assert_each_block_once(tmp_path / "probe.jsonl", block_count(spec))
+    assert {r["address"].split(":")[0] for r in runs.values()} == {"tls"}
 
     # Every block ran inside a batch job that sbatch submitted under our name.
     used = {record["slurm_job"] for record in runs.values()}
@@ -416,20 +548,23 @@ def test_slurm_cluster_runs_sweep(slurm, ode_reference, tmp_path):
 
 @pytest.mark.slurm
 def test_worker_jobs_expire_midway_and_nothing_is_lost(slurm, sim_reference, tmp_path):
-    """Workers live ~9 s in jobs of 1 min; the sweep takes several lifetimes.
+    """Workers live 7-9 s in jobs of 1 min; the sweep takes several lifetimes.
 
-    Each worker drains 3 s before its lifetime ends; adaptive scaling keeps
-    two jobs and submits a new one for each that ends.
+    Each worker drains 4 s before its lifetime ends (blocks take ~1.5 s);
+    adaptive scaling keeps two running workers and submits a new job for
+    each that drains.
     """
     env, _ = slurm
     spec, reference = sim_reference
     name = f"pgtest-{uuid.uuid4().hex[:8]}"
     config = jobqueue_config(
         tmp_path, name, walltime="00:01:00",
-        **{"worker-extra-args": ["--preload", "cluster_probe", "--lifetime", "9s",
-                                 "--lifetime-stagger", "2s"]},
+        **{"worker-extra-args": ["--preload", "cluster_probe", "--lifetime", "8s",
+                                 "--lifetime-stagger", "1s"]},
     )  # fmt: skip
-    config["phasegan"]["cluster"].update({"minimum-jobs": 2, "maximum-jobs": 2})
+    config["phasegan"]["cluster"].update(
+        {"minimum-jobs": 2, "maximum-jobs": 2, "drain": "4s"}
+    )
 
     started = time.monotonic()
     done = run_on_slurm(slurm, tmp_path, spec, config)
@@ -437,7 +572,7 @@ def test_worker_jobs_expire_midway_and_nothing_is_lost(slurm, sim_reference, tmp
 
     assert done.returncode == 0, done.stderr
     assert_same_store(tmp_path / "slurm.zarr", reference)
-    runs = assert_each_block_once(tmp_path / "probe.jsonl", 32)
+    runs = assert_each_block_once(tmp_path / "probe.jsonl", block_count(spec))
 
     # The sweep outlived its first jobs: blocks ran in more jobs than run at
     # once, and none of them reached its walltime.
@@ -452,3 +587,54 @@ def test_worker_jobs_expire_midway_and_nothing_is_lost(slurm, sim_reference, tmp
     logs = "".join(p.read_text() for p in (tmp_path / "jobs").glob("*.err"))
     assert logs.count("draining before its lifetime ends") >= len(used) - 2
     assert np.isfinite(wall)
+
+
+def wait_for_job(env, job: str, timeout: float) -> dict:
+    """Fields of SLURM job ``job`` once it has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = subprocess.run(
+            ["scontrol", "-o", "show", "job", job], check=False, env=env,
+            capture_output=True, text=True,
+        )  # fmt: skip
+        fields = dict(re.findall(r"(\w+)=(\S*)", done.stdout))
+        if fields.get("JobState") not in (None, "PENDING", "RUNNING", "COMPLETING"):
+            return fields
+        time.sleep(0.5)
+    raise AssertionError(f"job {job} still running after {timeout} s")
+
+
+@pytest.mark.slurm
+def test_sweep_sbatch_runs_whole_sweep_in_one_allocation(
+    slurm, ode_reference, tmp_path
+):
+    """deploy/slurm/sweep.sbatch, as a user submits it, with TLS on."""
+    env, _ = slurm
+    spec, reference = ode_reference
+    job_env = probe_env(
+        tmp_path,
+        SLURM_CONF=env["SLURM_CONF"],
+        PHASEGAN_INTERFACE="lo",
+        PHASEGAN_TLS_DIR=str(make_tls(tmp_path / "tls")),
+    )
+
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--ntasks=2", "--ntasks-per-node=2",
+         "--mem-per-cpu=1G", "--time=5", f"--chdir={tmp_path}",
+         str(ROOT / "deploy" / "slurm" / "sweep.sbatch"), str(spec),
+         "--store", "sbatch.zarr", "--no-plot"],
+        check=False, env=job_env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    job = submitted.stdout.strip().split(";")[0]
+    fields = wait_for_job(env, job, timeout=150)
+
+    output = (tmp_path / f"phasegan-sweep-{job}.out").read_text()
+    print(output)
+    assert fields["JobState"] == "COMPLETED", fields
+    assert fields["ExitCode"] == "0:0"
+    assert re.search(r"scheduler at tls://127\.0\.0\.1:\d+", output)
+    assert_same_store(tmp_path / "sbatch.zarr", reference)
+    scheduler_log = (tmp_path / f"dask-{job}" / "scheduler.log").read_text()
+    for rank in (0, 1):
+        assert f"name: slurm-{job}-{rank}" in scheduler_log

@@ -44,8 +44,11 @@ fi
 chmod 0600 "$dir/munge/munge.key"
 
 # Leave some memory to the OS and the test process itself; slurmd drains a
-# node whose configured memory exceeds what it finds.
-cpus=$(nproc)
+# node whose configured memory exceeds what it finds. PHASEGAN_SLURM_CPUS
+# may declare more CPUs than there are (config_overrides below lets slurmd
+# accept it): the tests run jobs that mostly wait, and want room for the
+# replacement of a job that is still winding down.
+cpus=${PHASEGAN_SLURM_CPUS:-$(nproc)}
 mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)
 
 cat >"$SLURM_CONF.new" <<EOF
@@ -94,7 +97,8 @@ SelectTypeParameters=CR_CPU
 KillWait=5
 InactiveLimit=0
 
-NodeName=$node NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+NodeName=$node NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=$cpus \
+    RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
 chmod 0644 "$SLURM_CONF.new"
