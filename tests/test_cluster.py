@@ -349,6 +349,62 @@ def test_unknown_cluster_is_an_input_error(tmp_path):
     assert "--cluster: must be one of: slurm, pbs (got 'kubernetes')" in done.stderr
 
 
+def test_missing_batch_config_exits_2_and_writes_nothing(tmp_path):
+    spec = write_spec(tmp_path, ODE_SPEC)
+    store = tmp_path / "s.zarr"
+    # Whatever config files this machine has: no cores for SLURM.
+    env = probe_env(tmp_path, DASK_JOBQUEUE__SLURM__CORES="None")
+
+    done = phasegan_run(spec, store, "--cluster", "slurm", env=env)
+
+    assert done.returncode == 2
+    assert "jobqueue.slurm.cores: must be set in a Dask config file" in done.stderr
+    assert "deploy/slurm/jobqueue.yaml" in done.stderr
+    assert not store.exists()
+
+
+def test_local_cluster_listens_on_127_0_0_1_only():
+    """Scheduler, nannies, workers and dashboard of the default cluster."""
+    import psutil
+
+    from phasegan.cluster import connect
+
+    with connect(workers=2) as client:
+        client.wait_for_workers(2, timeout=60)
+        me = psutil.Process()
+        listening = [
+            conn.laddr
+            for proc in [me, *me.children(recursive=True)]
+            for conn in proc.net_connections(kind="inet")
+            if conn.status == psutil.CONN_LISTEN
+        ]
+    # scheduler + dashboard, and per worker process its worker and nanny
+    assert len(listening) >= 6
+    assert {addr.ip for addr in listening} == {"127.0.0.1"}
+
+
+def test_local_cluster_uses_tls_from_dask_config(tmp_path, ode_reference):
+    """With the README's TLS config, even the local cluster speaks tls://."""
+    spec, reference = ode_reference
+    tls = make_tls(tmp_path / "tls")
+    env = probe_env(
+        tmp_path,
+        DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION="True",
+        DASK_DISTRIBUTED__COMM__TLS__CA_FILE=str(tls / "ca.pem"),
+        **{
+            f"DASK_DISTRIBUTED__COMM__TLS__{role}__{part}": str(tls / f"{file}.pem")
+            for role in ("SCHEDULER", "WORKER", "CLIENT")
+            for part, file in (("CERT", "cert"), ("KEY", "key"))
+        },
+    )
+
+    done = phasegan_run(spec, tmp_path / "tls.zarr", "--workers", "2", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"computing \d+ blocks on tls://127\.0\.0\.1:\d+", done.stderr)
+    assert_same_store(tmp_path / "tls.zarr", reference)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
