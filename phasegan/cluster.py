@@ -450,6 +450,8 @@ class DrainAwareAdaptive(Adaptive):
 
     async def safe_target(self) -> int:
         target = await super().safe_target()
+        if not target:  # nothing to do: no replacements either
+            return target
         workers = (await self.scheduler.identity()).get("workers", {})
         draining = sum(
             w.get("status") == "closing_gracefully" for w in workers.values()
