@@ -28,9 +28,11 @@ hands its results to another worker and closes: each block is computed once.
 Adaptive scaling counts a draining worker as gone, so its replacement job is
 submitted while it drains, and it scales down only idle workers.
 
-Known limits: a block that runs longer than ``drain`` is cut short by Dask's
-own lifetime close and computed again (same data, twice the work). A draining
-worker whose results no running worker can take (all drain at once and the
+Known limits: a draining worker waits for its running blocks past its
+lifetime (Dask's own lifetime close waits for the drain), but a block still
+running at the walltime is killed with the job and computed again (same data,
+twice the work): keep ``drain`` longer than a block takes. A draining worker
+whose results no running worker can take (all drain at once and the
 replacements still queue) waits until 15 s before its walltime, then closes;
 those results, which the engine holds until the sweep ends, are computed again.
 """
