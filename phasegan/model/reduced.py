@@ -39,15 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from phasegan.model.methods import RunOptions, replica_generator
+from phasegan.model.methods import RunOptions
 from phasegan.model.parameters import Parameters
-from phasegan.model.simulate import (
-    checked_times,
-    nonfinite_message,
-    point_ids,
-    sample_steps,
-)
-from phasegan.model.trajectories import Status, Trajectories
+from phasegan.model.simulate import run_replicas, sample_steps
+from phasegan.model.trajectories import Trajectories
 
 #: A residual norm below this (the vectors have unit norm) counts as zero
 #: when the frame is rebuilt.
@@ -94,28 +89,13 @@ def _solve(params, times, options, dof_shift: int = 0) -> Trajectories:
     A non-zero shift gives a deliberately wrong law; the tests use it to show
     that the statistical comparison with the full simulation can fail.
     """
-    params = params.validated(simulation=True)
-    times = checked_times(times)
-    ids = point_ids(options, params.size)
-    out = Trajectories.empty(params.size, options.replicas, times, params.d)
 
-    for b in range(params.size):
-        for replica in range(options.replicas):
-            rng = replica_generator(options.root_seed, ids[b], replica)
-            run = ReducedRun.start(params, b, rng)
-            run.dof_shift = dof_shift
-            recorded = run.record(
-                times,
-                out.q[b, replica],
-                out.P[b, replica],
-                out.r[b, replica],
-                out.S[b, replica],
-            )
-            if recorded < len(times):
-                out.fail(
-                    b, replica, Status.NONFINITE, nonfinite_message(times, recorded)
-                )
-    return out
+    def start(params, b, rng):
+        run = ReducedRun.start(params, b, rng)
+        run.dof_shift = dof_shift
+        return run
+
+    return run_replicas(params, times, options, start)
 
 
 @dataclass

@@ -70,6 +70,18 @@ def solve(
     InputError
         ``times`` is not a non-decreasing list of finite times ``>= 0``.
     """
+    return run_replicas(params, times, options, Run.start)
+
+
+def run_replicas(params, times, options: RunOptions, start) -> Trajectories:
+    """Every replica of every point of a simulation method, one run at a time.
+
+    ``start(params, b, rng)`` builds the run of point ``b`` from its random
+    stream; the run's ``record(times, q, P, r, S)`` fills the given rows and
+    returns how many samples it recorded before the state became non-finite.
+    Shared by the full and the reduced simulation, so both draw their streams
+    and report failures the same way.
+    """
     params = params.validated(simulation=True)
     times = checked_times(times)
     ids = point_ids(options, params.size)
@@ -78,7 +90,7 @@ def solve(
     for b in range(params.size):
         for replica in range(options.replicas):
             rng = replica_generator(options.root_seed, ids[b], replica)
-            run = Run.start(params, b, rng)
+            run = start(params, b, rng)
             recorded = run.record(
                 times,
                 out.q[b, replica],
