@@ -314,22 +314,51 @@ def _compute_locally(spec, todo, scheduler, workers, show_progress) -> list:
 
 
 def _compute_on(client, spec, todo, show_progress) -> list:
-    from distributed import progress, wait
+    from distributed import as_completed
 
     log.info("dashboard: %s%s", client.dashboard_link, _dashboard_note())
     log.info("computing %d blocks on %s", len(todo.todo), client.scheduler.address)
     futures = client.compute(_tasks(spec, todo))
-    if show_progress:
-        progress(futures)
-    wait(futures)
+
+    # Take each result as it comes and let go of its future: a worker then
+    # holds no finished results, so one that reaches its lifetime (batch
+    # jobs) can leave at once without handing anything over.
     stats = []
-    for future in futures:
+    bar = _Bar(len(futures)) if show_progress else None
+    for future in as_completed(futures):
         if future.status == "finished":
             stats.append(future.result())
         else:  # e.g. a worker died on it more often than the scheduler allows
             stats.append({"error": f"block {future.key[1]}: {future.exception()!r}"})
-    client.cancel(futures)
+        future.release()
+        if bar:
+            bar.step()
     return stats
+
+
+class _Bar:
+    """A one-line text progress bar over the blocks, on stdout."""
+
+    def __init__(self, total: int, width: int = 40):
+        self.total, self.width, self.done = total, width, 0
+        self.start = time.perf_counter()
+        self._draw()
+
+    def step(self):
+        self.done += 1
+        self._draw()
+        if self.done == self.total:
+            print(flush=True)
+
+    def _draw(self):
+        filled = self.width * self.done // max(self.total, 1)
+        elapsed = time.perf_counter() - self.start
+        print(
+            f"\r[{'#' * filled}{' ' * (self.width - filled)}] "
+            f"{self.done}/{self.total} blocks, {elapsed:.0f} s",
+            end="",
+            flush=True,
+        )
 
 
 def _dashboard_note() -> str:
