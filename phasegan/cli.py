@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive,
         metavar="N",
-        help="local worker processes (default: number of cores)",
+        help="worker processes: of the local cluster (default: number of cores),"
+        " or at most this many with --cluster",
     )
     where = run.add_mutually_exclusive_group()
     where.add_argument(
