@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from phasegan.model.parameters import Parameters
-from phasegan.model.stability import end_state_stability, end_states
+from phasegan.model.stability import end_state_growth, end_states
 from phasegan.model.trajectories import Status, Trajectories
 
 #: Label codes, in the order of the store's ``flag_values``.
@@ -247,10 +247,10 @@ def _end_growth(traj: Trajectories, params: Parameters, which) -> np.ndarray:
             f"params has {params.size} points with d = {params.d}; the "
             f"trajectories have {traj.points} with d = {traj.d}"
         )
-    states = end_states(traj)
+    points, replicas = np.nonzero(which)
     growth = np.full(which.shape, np.nan)
-    for b, replica in zip(*np.nonzero(which)):
-        growth[b, replica] = end_state_stability(states[b, replica], params, b).growth
+    states = end_states(traj)[points, replicas]
+    growth[points, replicas] = end_state_growth(states, params, points)
     return growth
 
 

@@ -10,6 +10,8 @@ Tolerances, and why:
   MODEL.md section 6: a few roundings, 1e-14.
 - Eigenvalues of non-symmetric matrices of size <= 18 with entries of order
   one: rounding times a modest condition number, 1e-8.
+- The batched Jacobians against the one-state function: the same arithmetic
+  on the same numbers, so equal to a few roundings (1e-14).
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from phasegan.model import ode
+from phasegan.model import ode, stability
 from phasegan.model.equations import pack, rhs, state_size
 from phasegan.model.parameters import Parameters
 from phasegan.model.stability import (
     constrained_jacobian,
+    end_state_growth,
     end_state_stability,
     end_states,
     failure_margin,
     jacobian,
+    jacobians,
     trace_on_line,
 )
 
@@ -175,3 +179,23 @@ def test_end_states_are_the_last_samples_packed():
             traj.q[b, 0, -1], traj.P[b, 0, -1], traj.r[b, 0, -1], traj.S[b, 0, -1]
         )
         np.testing.assert_array_equal(end_states(traj)[b, 0], expected)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_batched_jacobians_and_growth_equal_the_one_state_functions(d, monkeypatch):
+    # Many states, each with the parameters of its own point, in the
+    # shuffled order the classifier asks for them; small batches, so the
+    # growth is found over several.
+    monkeypatch.setattr(stability, "_BATCH_ENTRIES", 1000)
+    rng = np.random.default_rng(100 + d)
+    params = Parameters.stack([random_point(d, seed=s) for s in range(5)])
+    index = rng.permutation(np.repeat(np.arange(5), 3))
+    y = np.array([state_on_constraint_set(d, rng) for _ in index])
+
+    many = jacobians(y, params, index)
+    growth = end_state_growth(y, params, index)
+    for k, b in enumerate(index):
+        one = params.point(b)
+        np.testing.assert_allclose(many[k], jacobian(y[k], one), rtol=0, atol=1e-14)
+        expected = end_state_stability(y[k], one).growth
+        assert growth[k] == pytest.approx(expected, abs=1e-14)

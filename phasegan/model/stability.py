@@ -72,67 +72,112 @@ def jacobian(y: np.ndarray, params: Parameters, index: int = 0) -> np.ndarray:
         ``J[a, b] = d rhs_a / d y_b`` in packed coordinates, where ``S_jk``
         and ``S_kj`` count as two coordinates.
     """
+    y = np.asarray(y, dtype=np.float64)
+    return jacobians(y[None], params, np.array([index]))[0]
+
+
+def jacobians(y: np.ndarray, params: Parameters, index) -> np.ndarray:
+    """`jacobian` of ``K`` states at once, each with its own point's parameters.
+
+    Parameters
+    ----------
+    y : ndarray, shape (K, m)
+        Packed states.
+    params : Parameters
+    index : ndarray of int, shape (K,)
+        The point of the block that supplies the parameters of each state.
+
+    Returns
+    -------
+    ndarray, shape (K, m, m)
+    """
     d = params.d
-    q, P, r, S = unpack(np.asarray(y, dtype=np.float64), d)
+    y = np.asarray(y, dtype=np.float64)
+    index = np.asarray(index, dtype=np.intp)
+    q, P, r, S = unpack(y, d)
     L, G = params.lam[index], params.lam_gen[index]
     eta_T, eta_G = params.noise_true[index], params.noise_gen[index]
     tau, tau_gen = params.tau[index], params.tau_gen[index]
     iq, iP, ir, iS = _offsets(d)
+    K, m = y.shape
+    k = np.arange(d)
+    tau_1, tau_2 = tau[:, None], tau[:, None, None]
 
     # Section 3's c, N, g and the damping c + tau N / 2 with its gradient.
     Lq, Gr = L * q, G * r
-    c = q @ Lq - r @ Gr
-    N = eta_T * (q @ Lq + eta_T) + eta_G * (r @ Gr + eta_G)
-    g = tau_gen * Gr
+    qLq, rGr = (q * Lq).sum(axis=-1), (r * Gr).sum(axis=-1)
+    c = qLq - rGr
+    N = eta_T * (qLq + eta_T) + eta_G * (rGr + eta_G)
+    g = tau_gen[:, None] * Gr
     damping = c + tau * N / 2
-    damping_dq = (2 + tau * eta_T) * Lq
-    damping_dr = (tau * eta_G - 2) * Gr
+    damping_dq = (2 + tau * eta_T)[:, None] * Lq
+    damping_dr = (tau * eta_G - 2)[:, None] * Gr
 
-    m = state_size(d)
-    J = np.zeros((m, m))
-    rows_q = iq + np.arange(d)
-    rows_r = ir + np.arange(d)
+    J = np.zeros((K, m, m))
+    rows_q = slice(iq, iq + d)
+    rows_r = slice(ir, ir + d)
 
     # dq_i = tau (L_i q_i - sum_k P_ik G_k r_k) - tau damping q_i
-    J[np.ix_(rows_q, rows_q)] = tau * np.diag(L - damping) - tau * np.outer(
+    J[:, rows_q, rows_q] = tau_2 * _diagonal(L - damping[:, None]) - tau_2 * _outer(
         q, damping_dq
     )
-    J[np.ix_(rows_q, rows_r)] = -tau * P * G[None, :] - tau * np.outer(q, damping_dr)
+    J[:, rows_q, rows_r] = -tau_2 * P * G[:, None, :] - tau_2 * _outer(q, damping_dr)
     for i in range(d):
-        J[iq + i, iP + i * d + np.arange(d)] = -tau * Gr
+        J[:, iq + i, iP + i * d + k] = -tau_1 * Gr
 
     # dP_ij = g_j (q_i - r_j P_ij)
     for i in range(d):
         for j in range(d):
             row = iP + i * d + j
-            J[row, iq + i] = g[j]
-            J[row, row] = -g[j] * r[j]
-            J[row, ir + j] = tau_gen * G[j] * (q[i] - 2 * r[j] * P[i, j])
+            J[:, row, iq + i] = g[:, j]
+            J[:, row, row] = -g[:, j] * r[:, j]
+            J[:, row, ir + j] = tau_gen * G[:, j] * (q[:, i] - 2 * r[:, j] * P[:, i, j])
 
     # dr_j = tau (sum_i P_ij L_i q_i - sum_k S_jk G_k r_k) - tau damping r_j
     #        + g_j (1 - r_j^2)
-    J[np.ix_(rows_r, rows_q)] = tau * P.T * L[None, :] - tau * np.outer(r, damping_dq)
-    J[np.ix_(rows_r, rows_r)] = (
-        -tau * S * G[None, :]
-        - tau * np.outer(r, damping_dr)
-        + np.diag(-tau * damping + tau_gen * G * (1 - 3 * r**2))
+    J[:, rows_r, rows_q] = tau_2 * P.transpose(0, 2, 1) * L[:, None, :] - tau_2 * (
+        _outer(r, damping_dq)
+    )
+    J[:, rows_r, rows_r] = (
+        -tau_2 * S * G[:, None, :]
+        - tau_2 * _outer(r, damping_dr)
+        + _diagonal((-tau * damping)[:, None] + tau_gen[:, None] * G * (1 - 3 * r**2))
     )
     for j in range(d):
-        J[ir + j, iP + np.arange(d) * d + j] = tau * Lq
-        J[ir + j, iS + j * d + np.arange(d)] = -tau * Gr
+        J[:, ir + j, iP + k * d + j] = tau_1 * Lq
+        J[:, ir + j, iS + j * d + k] = -tau_1 * Gr
 
     # dS_jk = g_k (r_j - r_k S_jk) + g_j (r_k - r_j S_kj); S_jk and S_kj are
     # separate coordinates, so the two terms differentiate apart.
     for j in range(d):
-        for k in range(d):
-            row = iS + j * d + k
-            J[row, ir + k] += tau_gen * G[k] * (r[j] - r[k] * S[j, k]) - g[k] * S[j, k]
-            J[row, ir + j] += g[k]
-            J[row, ir + j] += tau_gen * G[j] * (r[k] - r[j] * S[k, j]) - g[j] * S[k, j]
-            J[row, ir + k] += g[j]
-            J[row, iS + j * d + k] += -g[k] * r[k]
-            J[row, iS + k * d + j] += -g[j] * r[j]
+        for i in range(d):  # i plays k of the formula
+            row = iS + j * d + i
+            J[:, row, ir + i] += (
+                tau_gen * G[:, i] * (r[:, j] - r[:, i] * S[:, j, i])
+                - g[:, i] * S[:, j, i]
+            )
+            J[:, row, ir + j] += g[:, i]
+            J[:, row, ir + j] += (
+                tau_gen * G[:, j] * (r[:, i] - r[:, j] * S[:, i, j])
+                - g[:, j] * S[:, i, j]
+            )
+            J[:, row, ir + i] += g[:, j]
+            J[:, row, iS + j * d + i] += -g[:, i] * r[:, i]
+            J[:, row, iS + i * d + j] += -g[:, j] * r[:, j]
     return J
+
+
+def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Outer product of each row pair: (K, d), (K, d) -> (K, d, d)."""
+    return a[:, :, None] * b[:, None, :]
+
+
+def _diagonal(v: np.ndarray) -> np.ndarray:
+    """Diagonal matrices from rows: (K, d) -> (K, d, d), zero off the diagonal."""
+    K, d = v.shape
+    out = np.zeros((K, d, d))
+    out[:, np.arange(d), np.arange(d)] = v
+    return out
 
 
 def constrained_jacobian(
@@ -196,6 +241,42 @@ def end_state_stability(
     growth = float(eigenvalues.real.max())
     neutral = int(np.sum(np.abs(eigenvalues.real) <= tol))
     return EndStateStability(growth <= tol, growth, neutral, eigenvalues)
+
+
+def end_state_growth(y: np.ndarray, params: Parameters, index) -> np.ndarray:
+    """`end_state_stability`'s ``growth`` for ``K`` states at once.
+
+    The Jacobians are built and their eigenvalues found a batch at a time,
+    so a block of thousands of points costs a few vectorized calls rather
+    than a Python loop, and memory stays bounded for large ``d``.
+
+    Parameters
+    ----------
+    y : ndarray, shape (K, m)
+        Packed states.
+    params : Parameters
+    index : ndarray of int, shape (K,)
+        The point of the block that supplies the parameters of each state.
+
+    Returns
+    -------
+    ndarray, shape (K,)
+        The largest real part of the eigenvalues of `constrained_jacobian`.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    index = np.asarray(index, dtype=np.intp)
+    basis, rows = _manifold_coordinates(params.d)
+    batch = max(1, _BATCH_ENTRIES // state_size(params.d) ** 2)
+    growth = np.empty(len(y))
+    for start in range(0, len(y), batch):
+        part = slice(start, start + batch)
+        J = jacobians(y[part], params, index[part])[:, rows] @ basis
+        growth[part] = np.linalg.eigvals(J).real.max(axis=-1)
+    return growth
+
+
+#: Jacobian entries built at once by `end_state_growth` (16 MB of float64).
+_BATCH_ENTRIES = 2**21
 
 
 def end_states(traj: Trajectories) -> np.ndarray:
