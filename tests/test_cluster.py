@@ -26,7 +26,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from phasegan.cluster import batch_options
+from phasegan.batch import batch_options
 from phasegan.errors import InputError
 
 pytestmark = pytest.mark.timeout(300)
@@ -227,7 +227,7 @@ def dask_cluster(tmp_path):
             procs.start(
                 name, dask, "worker", address, "--name", name, "--host",
                 "127.0.0.1", "--nthreads", "1", "--no-dashboard",
-                "--preload", "cluster_probe", "--preload", "phasegan.cluster",
+                "--preload", "cluster_probe", "--preload", "phasegan.drain",
                 env=env,
             )  # fmt: skip
         wait_for_workers(address, 2, timeout=60)
@@ -438,7 +438,7 @@ def test_batch_options_add_lifetime_and_drain(tmp_path):
     # 85 % of a 300 s walltime, staggered by 5 %
     assert args[args.index("--lifetime") + 1] == "255s"
     assert args[args.index("--lifetime-stagger") + 1] == "15s"
-    assert args[-2:] == ["--preload", "phasegan.cluster"]
+    assert args[-2:] == ["--preload", "phasegan.drain"]
     assert "export DASK_PHASEGAN__CLUSTER__DRAIN=3" in options["job_script_prologue"]
     assert options["scheduler_options"]["dashboard_address"] == "127.0.0.1:0"
 
@@ -483,7 +483,7 @@ def test_deploy_example_config_makes_job_script(
         assert line in script
     assert address.startswith("tcp://127.0.0.1:")
     assert "--lifetime 50m --lifetime-stagger 4m" in script
-    assert "--preload phasegan.cluster" in script
+    assert "--preload phasegan.drain" in script
     assert "export DASK_PHASEGAN__CLUSTER__DRAIN=120" in script
     # One single-threaded worker process per core, as the comments advise.
     assert re.search(r"--nthreads 1 .*--nworkers 8 ", script)
