@@ -29,9 +29,21 @@ from phasegan.model.methods import RunOptions
 from phasegan.model.parameters import Parameters
 from phasegan.model.trajectories import Status, Trajectories
 
-#: Kernel outcome codes; UNDERFLOW (the step size fell below what the time
-#: resolution allows) is reported as `Status.BUDGET`, it is a solver limit.
-_OK, _NONFINITE, _BUDGET, _UNDERFLOW = 0, 1, 2, 3
+#: Kernel outcome codes. UNDERFLOW (the step size fell below what the time
+#: resolution allows) and STIFF (see `_STIFF_STEPS`) are reported as
+#: `Status.BUDGET`: they are solver limits.
+_OK, _NONFINITE, _BUDGET, _UNDERFLOW, _STIFF = 0, 1, 2, 3, 4
+
+#: Stiffness: an explicit step whose estimated ``h |lambda|`` exceeds
+#: `_STIFF_H_LAMBDA` sits on the method's stability boundary and cannot grow.
+#: After `_STIFF_STEPS` such accepted steps (fewer than 6 calm ones between
+#: them), a point whose remaining time at this step size needs more steps
+#: than its budget has left stops at once instead of using the budget up:
+#: huge learning rates or noise levels make the decay ``tau^2 N / 2`` of
+#: section 3 so fast that ``t_max`` would take billions of steps. The test is
+#: the one of Hairer's DOPRI5 (Hairer and Wanner, *Solving ODEs II*, IV.2).
+_STIFF_H_LAMBDA = 3.25
+_STIFF_STEPS = 15
 
 #: Every overlap of the model lies in [-1, 1]; a state a thousand times
 #: larger can only come from parameters outside the model's range and is
@@ -169,6 +181,13 @@ def _failure(code: int, reached: float, steps: int, options: RunOptions):
             f"step budget max_steps = {options.max_steps} used up at "
             f"t = {reached:.6g}; raise max_steps or loosen rtol/atol",
         )
+    if code == _STIFF:
+        return (
+            Status.BUDGET,
+            f"stiff at t = {reached:.6g}: stability holds the step so small that "
+            f"t_max needs more than max_steps = {options.max_steps} steps "
+            "(learning rate or noise far outside the model's usual range)",
+        )
     return (
         Status.BUDGET,
         f"step size underflow at t = {reached:.6g} after {steps} steps",
@@ -220,7 +239,7 @@ _BETA = 0.04
 _ALPHA = 0.2 - 0.75 * _BETA
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rhs(y, d, lam, lam_gen, eta_T, eta_G, tau, tau_gen, out):
     """MODEL.md section 3 on a packed state ``y``; writes into ``out``."""
     iP = d
@@ -266,7 +285,7 @@ def _rhs(y, d, lam, lam_gen, eta_T, eta_G, tau, tau_gen, out):
             out[iS + j * d + k] = toward_j + toward_k
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _error_norm(y, y_new, err, rtol, atol):
     total = 0.0
     for i in range(y.size):
@@ -275,7 +294,7 @@ def _error_norm(y, y_new, err, rtol, atol):
     return np.sqrt(total / y.size)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _first_step(y, f, d, lam, lam_gen, eta_T, eta_G, tau, tau_gen, rtol, atol, span):
     """A first step size from the size of y, y' and y'' (Hairer et al. II.4)."""
     m = y.size
@@ -310,7 +329,7 @@ def _first_step(y, f, d, lam, lam_gen, eta_T, eta_G, tau, tau_gen, rtol, atol, s
     return min(100 * h, h_curv, span)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _integrate_point(
     y0, times, d, lam, lam_gen, eta_T, eta_G, tau, tau_gen, rtol, atol, max_steps, out
 ):
@@ -339,12 +358,17 @@ def _integrate_point(
     if T == 1:
         return _OK, t, 0
     _rhs(y, d, lam, lam_gen, eta_T, eta_G, tau, tau_gen, k1)
+    for i in range(m):
+        if not (np.isfinite(y[i]) and np.isfinite(k1[i])):
+            return _NONFINITE, t, 0  # e.g. tau so large that tau^2 overflows
     h = _first_step(
         y, k1, d, lam, lam_gen, eta_T, eta_G, tau, tau_gen, rtol, atol, t_end - t
     )
     previous_error = 1e-4
     rejected = False
     steps = 0
+    stiff = 0
+    calm = 0
 
     while sample < T:
         # Step budget and the smallest step the time resolution allows.
@@ -426,15 +450,32 @@ def _integrate_point(
             factor = min(factor, 1.0)
         previous_error = max(error, 1e-4)
         rejected = False
+
+        # Stiffness: h |lambda| estimated from stage 6 and the new state.
+        change = 0.0
+        slope = 0.0
+        for i in range(m):
+            change += (y_new[i] - stage[i]) ** 2
+            slope += (k7[i] - k6[i]) ** 2
+        if change > 0.0 and h * np.sqrt(slope / change) > _STIFF_H_LAMBDA:
+            stiff += 1
+            calm = 0
+        else:
+            calm += 1
+            if calm >= 6:
+                stiff = 0
+
         t = t_new
         h *= factor
+        if stiff >= _STIFF_STEPS and (t_end - t) > h * (max_steps - steps):
+            return _STIFF, t, steps
         for i in range(m):
             y[i] = y_new[i]
             k1[i] = k7[i]
     return _OK, t, steps
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _dense(y, y_new, k1, k3, k4, k5, k6, k7, h, theta, out):
     """The step's order-4 interpolant at ``t + theta h``, written into ``out``."""
     rest = 1.0 - theta
@@ -451,7 +492,7 @@ def _dense(y, y_new, k1, k3, k4, k5, k6, k7, h, theta, out):
         )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _integrate_block(
     y0,
     times,
