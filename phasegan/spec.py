@@ -8,6 +8,7 @@ the bad value and the fix. The model's own rules (MODEL.md) are checked by
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -178,7 +179,7 @@ class Spec:
     def __reduce__(self):
         # A spec is its canonical text; pickling it keeps only that (the
         # read-only `fixed` mapping does not pickle by itself).
-        return parse_spec, (self.text,)
+        return _unpickle, (self.text,)
 
     def axis(self, name: str) -> Axis:
         for axis in self.axes:
@@ -191,6 +192,13 @@ class Spec:
         if store is None or store == self.store:
             return self
         return parse_spec(self.text, [f"store={json.dumps(str(store))}"])
+
+
+@functools.lru_cache(maxsize=16)
+def _unpickle(text: str) -> Spec:
+    # Every task of a sweep carries the same spec, and parsing one costs
+    # milliseconds: a worker parses each text once (a spec is immutable).
+    return parse_spec(text)
 
 
 def read_spec(path, overrides=()) -> Spec:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+from zarr.codecs import BloscCodec
 
 from phasegan.classify import DIAGNOSTICS, LABELS
 from phasegan.errors import InputError, StoreMismatchError
@@ -238,6 +239,7 @@ def _build(spec, path: Path, chunks: tuple):
             dtype=var.dtype,
             chunks=lead_chunks + tuple(sizes[d] for d in var.tail),
             fill_value=var.fill,
+            compressors=_compressors(var.dtype),
             dimension_names=list(dims),
             attributes=var.attrs,
         )
@@ -247,6 +249,18 @@ def _build(spec, path: Path, chunks: tuple):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         zarr.consolidate_metadata(str(path))
+
+
+def _compressors(dtype: str):
+    """Blosc LZ4 with byte shuffle for numbers, zarr's default for text.
+
+    Trajectories are most of what a task writes: on them this is about five
+    times faster than zarr's default Zstandard and compresses a little better
+    (the shuffle groups the bytes of equal rank of the float64s).
+    """
+    if dtype == "str":
+        return "auto"
+    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
 def _spacing(axis) -> str:
@@ -385,7 +399,9 @@ def write_region(path, region: tuple, values: dict) -> None:
     ``label`` goes last, after every other variable, so a reader never sees a
     label for a point whose data is not on disk yet.
     """
-    group = zarr.open_group(str(path), mode="r+")
+    # The consolidated metadata of `create` opens every array without
+    # reading its own zarr.json (the layout never changes after creation).
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=True)
     names = sorted(values, key=lambda name: name == "label")
     for name in names:
         group[name][region] = values[name]
