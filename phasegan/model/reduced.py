@@ -279,6 +279,10 @@ def _reduced(X, n, dof_shift, rates, root_lam, root_lam_gen, steps, rng, q, P, r
                 v = X[i, d + j] + push * X[i, w_col]
                 X[i, d + j] = v
                 norm += v * v
+            if not (0.0 < norm < math.inf):
+                # Overflow (absurd rates): stop here, or the column would be
+                # scaled by 1 / inf into a zero vector that looks finite.
+                return sample
             scale_V[j] = 1.0 / math.sqrt(norm)
 
         # w <- w + (tau/n) (s y - s~ y~), over the whole (m + 2)-frame.

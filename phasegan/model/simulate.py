@@ -349,6 +349,11 @@ def _sgd(
                 v = old * Vt[j, i] + push * w[i]
                 Vt[j, i] = v
                 norm += v * v
+            if not (0.0 < norm < math.inf):
+                # Overflow (absurd rates): stop rather than let 1 / inf turn
+                # the column into zeros or NaN.
+                _apply_scales(Vt, w, scale_V, scale_w)
+                return sample
             scale_V[j] = 1.0 / math.sqrt(norm)
 
         # w <- normalize(w + (tau/n) (s y - s~ y~)).
