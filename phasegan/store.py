@@ -9,9 +9,17 @@ variable from the worker. Chunks along the grid dimensions are the blocks of
 dimension, so no chunk is ever shared by two tasks (see `create`).
 
 Unwritten cells read as their fill value, never as a computed zero: ``-1`` for
-``label`` and ``status``, NaN for floats and ``""`` for ``message``. A point's
-``label`` is written after everything else of its block, so ``label >= 0``
-means the point is complete.
+``label`` and ``status``, NaN for floats and `MESSAGE_FILL` for ``message``
+(a computed run's message is ``""`` when it did not fail). A computed NaN
+(a trajectory after a failure, a diagnostic with no value) reads like an
+unwritten float: ``label`` tells them apart. A point's ``label`` is written
+after everything else of its block, so ``label >= 0`` means the point is
+complete.
+
+A block whose task raised (a full disk, a bug) keeps ``label = -1`` and, where
+the store can still be written, gets ``status = BLOCK_FAILED`` and the error as
+its ``message``: `progress` counts such runs, so a detached sweep's failures
+show in ``phasegan status``. Running the spec again retries them.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import datetime
 import os
 import platform
 import shutil
+import tempfile
 import time
 import uuid
 import warnings
@@ -38,7 +47,13 @@ from phasegan.model.trajectories import Status
 #: Status code of a run whose method raised instead of returning (not a
 #: `Status` of the model: an unexpected exception, caught by the engine).
 EXCEPTION = 100
+#: Status of the runs of a block whose task raised before its label was
+#: written (see `record_block_failure`); the label stays `NOT_COMPUTED`.
+BLOCK_FAILED = 101
 NOT_COMPUTED = -1
+#: What ``message`` holds before a run is computed; a computed run's message is
+#: "" or the reason it failed, never this.
+MESSAGE_FILL = "(not computed)"
 
 AXIS_LONG_NAMES = {
     "noise": "noise level eta_T = eta_G",
@@ -113,7 +128,8 @@ def variables(spec) -> list:
                 {"long_name": diag.long_name, "units": diag.units},
             )
         )
-    statuses = [s for s in Status] + [None]
+    codes = [(int(s), s.name.lower()) for s in Status]
+    codes += [(EXCEPTION, "exception"), (BLOCK_FAILED, "block_failed")]
     out.append(
         Variable(
             "status",
@@ -122,12 +138,8 @@ def variables(spec) -> list:
             NOT_COMPUTED,
             {
                 "long_name": "outcome of the method for this run",
-                "flag_values": [
-                    int(s) if s is not None else EXCEPTION for s in statuses
-                ],
-                "flag_meanings": " ".join(
-                    s.name.lower() if s is not None else "exception" for s in statuses
-                ),
+                "flag_values": [code for code, _ in codes],
+                "flag_meanings": " ".join(name for _, name in codes),
                 "missing_value_meaning": "-1: not computed yet",
             },
         )
@@ -137,8 +149,11 @@ def variables(spec) -> list:
             "message",
             (),
             "str",
-            "",
-            {"long_name": "why the run failed ('' when it did not)"},
+            MESSAGE_FILL,
+            {
+                "long_name": "why the run failed ('' when it did not)",
+                "missing_value_meaning": f"{MESSAGE_FILL!r}: not computed yet",
+            },
         )
     )
     out.append(
@@ -177,7 +192,8 @@ def create(spec, path, chunks: tuple) -> None:
     Chunks equal ``chunks`` (the blocks of `phasegan.grid`) along the grid
     dimensions and span every other dimension whole. This is where the rule
     "one task writes one chunk, no chunk is shared between tasks" is
-    guaranteed: a block's region covers exactly one chunk of each variable.
+    guaranteed: a block's region covers exactly one chunk of each variable,
+    and `write_region` refuses any region that is not one whole chunk.
     """
     path = Path(path)
     staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.creating")
@@ -254,9 +270,9 @@ def _build(spec, path: Path, chunks: tuple):
 def _compressors(dtype: str):
     """Blosc LZ4 with byte shuffle for numbers, zarr's default for text.
 
-    Trajectories are most of what a task writes: on them this is about five
-    times faster than zarr's default Zstandard and compresses a little better
-    (the shuffle groups the bytes of equal rank of the float64s).
+    Trajectories are most of what a task writes: on them this costs about a
+    third of the CPU time of zarr's default Zstandard and compresses a little
+    better (the shuffle groups the bytes of equal rank of the float64s).
     """
     if dtype == "str":
         return "auto"
@@ -339,13 +355,23 @@ def check_writable(path) -> None:
     parent = path
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir() or not _can_write(parent):
         raise InputError(
             "store",
             f"cannot be written ({parent} is not a writable directory)",
             str(path),
             "choose a writable location with --store",
         )
+
+
+def _can_write(folder: Path) -> bool:
+    # Try it: os.access says yes to root on /proc, and knows nothing of
+    # quotas, read-only bind mounts or root squashing on NFS.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".phasegan-probe-", dir=folder))
+    except OSError:
+        return False
+    return True
 
 
 def check_matches(path, spec) -> None:
@@ -404,7 +430,48 @@ def write_region(path, region: tuple, values: dict) -> None:
     group = zarr.open_group(str(path), mode="r+", use_consolidated=True)
     names = sorted(values, key=lambda name: name == "label")
     for name in names:
-        group[name][region] = values[name]
+        array = group[name]
+        _check_one_chunk(array, region, name)
+        array[region] = values[name]
+
+
+def _check_one_chunk(array, region: tuple, name: str) -> None:
+    """Raise unless ``region`` is exactly one chunk of ``array``.
+
+    Tasks write their blocks at the same time, from many processes; a write
+    that covered part of a chunk would read, modify and write back a chunk
+    another task may be writing, and one of the two would be lost. `create`
+    and `phasegan.grid` make every block one chunk; this check keeps a future
+    change from breaking that silently.
+    """
+    for axis, (part, size, length) in enumerate(zip(region, array.chunks, array.shape)):
+        start, stop, step = part.indices(length)
+        if step != 1 or start % size or stop != min(start + size, length):
+            raise ValueError(
+                f"region {region} of {name!r} is not one whole chunk (chunks "
+                f"{array.chunks}, axis {axis}): concurrent block writes would "
+                "share a chunk; blocks must follow the store's chunks"
+            )
+    rest = zip(array.chunks[len(region) :], array.shape[len(region) :])
+    if any(size < length for size, length in rest):
+        raise ValueError(
+            f"{name!r} has chunks {array.chunks} that split a dimension after the "
+            "grid axes: every block would share them"
+        )
+
+
+def record_block_failure(path, region: tuple, reason: str) -> None:
+    """Mark the runs of a block whose task raised: `BLOCK_FAILED` and the reason.
+
+    ``label`` is left alone (still `NOT_COMPUTED`), so the block runs again on
+    the next run of the spec, and `progress` reports the failure meanwhile.
+    """
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=True)
+    for name, value in (("status", BLOCK_FAILED), ("message", reason)):
+        array = group[name]
+        _check_one_chunk(array, region, name)
+        shape = tuple(s.stop - s.start for s in region) + array.shape[len(region) :]
+        array[region] = np.full(shape, value, dtype=array.dtype)
 
 
 def block_values(traj, result, shape: tuple, simulation: bool) -> dict:
@@ -466,6 +533,10 @@ class Progress:
         POSIX time of the newest label chunk.
     blocks_written : int
         Label chunks on disk (one per complete block).
+    failed : int
+        Runs not done whose block task raised (`BLOCK_FAILED`).
+    failure : str or None
+        The reason stored for the first of them.
     """
 
     done: int
@@ -475,6 +546,8 @@ class Progress:
     rate: float | None
     last_write: float | None
     blocks_written: int = 0
+    failed: int = 0
+    failure: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -504,14 +577,32 @@ class Progress:
         return (self.total - self.done) / self.rate
 
 
+def require_store(path) -> dict:
+    """The attributes of the phasegan store at ``path``, or an `InputError`."""
+    attrs = read_attrs(path)
+    if attrs is not None:
+        return attrs
+    what = "does not exist" if not Path(path).exists() else "is not a phasegan store"
+    raise InputError(
+        "STORE",
+        what,
+        str(path),
+        "give the directory that 'phasegan run' wrote (the spec's store: path)",
+    )
+
+
 def progress(path) -> Progress:
     """Points done and total, label counts and the recent rate of a store."""
-    attrs = read_attrs(path)
-    if attrs is None:
-        raise InputError("STORE", "is not a phasegan store", str(path))
-    label = read_label(path)
+    attrs = require_store(path)
+    group = zarr.open_group(str(path), mode="r")
+    label = group["label"][...]
     done = int((label >= 0).sum())
     counts = {name: int((label == code).sum()) for code, name in enumerate(LABELS)}
+    failed = (label < 0) & (group["status"][...] == BLOCK_FAILED)
+    failure = None
+    if failed.any():
+        first = np.unravel_index(int(np.argmax(failed)), failed.shape)
+        failure = str(group["message"][first])
     times = _write_times(Path(path))
     return Progress(
         done=done,
@@ -521,6 +612,8 @@ def progress(path) -> Progress:
         rate=_rate(times, done),
         last_write=times[-1] if times else None,
         blocks_written=len(times),
+        failed=int(failed.sum()),
+        failure=failure,
     )
 
 
@@ -549,6 +642,5 @@ def load(path):
     """The store at ``path`` as a lazy `xarray.Dataset` (Dask-backed)."""
     import xarray as xr
 
-    if read_attrs(path) is None:
-        raise InputError("STORE", "is not a phasegan store", str(path))
+    require_store(path)
     return xr.open_zarr(str(path))
