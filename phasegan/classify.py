@@ -72,6 +72,8 @@ STABILITY_TOL = 1e-6
 #: floor sits well above that. Cost: a real limit cycle smaller than
 #: 8 / sqrt(n) (0.18 at n = 2000; cycles next to trace J = 0) is not seen.
 NOISE_FLOOR = 8.0
+#: Bytes of state (B x R x T x components, float64) classified at once.
+CHUNK_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,51 @@ def classify(
     -------
     Classification
     """
+    # The rules' temporaries are several times the trajectories they read:
+    # a large block is classified a slice of points at a time, so the
+    # memory it needs does not grow with the block.
+    B, R, T, d = traj.q.shape
+    components = 2 * d + d * d + d * (d - 1) // 2
+    step = max(1, CHUNK_BYTES // (R * T * components * 8))
+    if B <= step:
+        return _classify(traj, recovery, n, params)
+    if n is not None and np.ndim(n) > 0:
+        n = np.broadcast_to(n, (B,))
+    parts = []
+    for start in range(0, B, step):
+        part = slice(start, start + step)
+        parts.append(
+            _classify(
+                _points(traj, part),
+                recovery,
+                n if n is None or np.ndim(n) == 0 else n[part],
+                None if params is None else params.take(np.arange(B)[part]),
+            )
+        )
+    return Classification(
+        label=np.concatenate([c.label for c in parts]),
+        diagnostics={
+            name: np.concatenate([c.diagnostics[name] for c in parts])
+            for name in parts[0].diagnostics
+        },
+    )
+
+
+def _points(traj: Trajectories, part: slice) -> Trajectories:
+    """The runs of the points in ``part`` (views, no copy)."""
+    return Trajectories(
+        times=traj.times,
+        q=traj.q[part],
+        P=traj.P[part],
+        r=traj.r[part],
+        S=traj.S[part],
+        status=traj.status[part],
+        message=traj.message[part],
+    )
+
+
+def _classify(traj: Trajectories, recovery: float, n, params) -> Classification:
+    """`classify` on a slice of points small enough to take at once."""
     B, R, T, d = traj.q.shape
     state = _components(traj)
     times = np.asarray(traj.times, dtype=np.float64)

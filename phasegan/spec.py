@@ -82,7 +82,10 @@ MAX_RUNS = 10_000_000
 #: Tasks in one sweep; with more points, blocks get bigger.
 MAX_BLOCKS = 100_000
 #: Memory of one block's trajectories in a worker (and of one Zarr chunk).
-MAX_BLOCK_BYTES = 256 * 2**20
+#: A task holds about 2.7 times this at its peak (the ODE's packed states
+#: and the trajectories made from them, ``S`` included), over the ~200 MB of
+#: a worker's libraries: a worker stays under 1 GB whatever the grid.
+MAX_BLOCK_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)
