@@ -24,7 +24,10 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         field, sep, rule = message.partition(": ")
-        if not (sep and field.startswith("argument ")):
+        required = "the following arguments are required: "
+        if message.startswith(required):
+            field, rule = message.removeprefix(required), "is required"
+        elif not (sep and field.startswith("argument ")):
             field, rule = "arguments", message
         else:
             field = field.removeprefix("argument ").split("/")[-1]
@@ -263,6 +266,11 @@ def _status(args) -> int:
     print(f"versions   {versions}")
     print(f"progress   {_progress_line(progress)}")
     print("labels     " + ", ".join(f"{k} {v}" for k, v in progress.counts.items()))
+    if progress.failed:
+        print(
+            f"FAILED     {progress.failed} runs, in blocks whose task raised: "
+            f"{progress.failure}"
+        )
     if args.watch:
         _watch(args.store, progress)
     return 0

@@ -12,6 +12,16 @@ Three ways to run: `run` waits for the blocks (a local cluster by default);
 `submit` hands them to a running scheduler and returns, the scheduler keeping
 them alive with no client (`distributed.fire_and_forget`); `cancel` stops the
 blocks of a submitted sweep that have not run.
+
+Faults. A block is a pure function of (spec, block): it writes the same bytes
+to its own chunks whenever and wherever it runs, and its label last, so a block
+run twice, or run again after a partial write, ends the same. A worker that
+dies in a task (killed, out of memory, a lost node) is the scheduler's to
+handle: it runs the task again on another worker, up to
+``distributed.scheduler.allowed-failures`` deaths (Dask's default 3) before
+the block fails with ``KilledWorker``. An exception inside a task is caught
+there and recorded in the store (`phasegan.task`), so Dask's ``retries`` would
+never see it; running the spec again retries every block whose label is -1.
 """
 
 from __future__ import annotations
@@ -187,12 +197,15 @@ def run(
     """
     start = time.perf_counter()
     todo = plan(spec, overwrite=overwrite)
-    _log_sweep(spec)
 
+    # The sweep's log line comes once the input is accepted: a refused run
+    # prints its one error line and nothing else.
     stats = []
     if not todo.todo:
+        _log_sweep(spec)
         apply(spec, todo)
     elif scheduler in LOCAL_SCHEDULERS:
+        _log_sweep(spec)
         apply(spec, todo)
         stats = _compute_locally(spec, todo, scheduler, workers, show_progress)
     else:
@@ -201,6 +214,7 @@ def run(
         # Connect first: a bad address or cluster name is refused before the
         # store is touched.
         with connect(scheduler=scheduler, cluster=cluster, workers=workers) as client:
+            _log_sweep(spec)
             apply(spec, todo)
             stats = _compute_on(client, spec, todo, show_progress)
 
@@ -230,7 +244,7 @@ def submit(spec: Spec, *, scheduler: str, overwrite: bool = False) -> Plan:
         raise InputError(
             "--detach",
             "needs --scheduler ADDRESS of a running Dask scheduler",
-            scheduler,
+            ... if scheduler is None else scheduler,
             "a detached sweep runs on a scheduler that outlives this command",
         )
     from distributed import fire_and_forget
@@ -238,8 +252,8 @@ def submit(spec: Spec, *, scheduler: str, overwrite: bool = False) -> Plan:
     from phasegan.cluster import connect
 
     todo = plan(spec, overwrite=overwrite)
-    _log_sweep(spec)
     with connect(scheduler=scheduler) as client:
+        _log_sweep(spec)
         apply(spec, todo)
         if todo.todo:
             fire_and_forget(client.compute(_tasks(spec, todo)))
@@ -258,9 +272,7 @@ def cancel(path, *, scheduler: str) -> int:
     Blocks already written stay; running the spec again resumes. Returns the
     number of blocks that were not complete.
     """
-    attrs = store.read_attrs(path)
-    if attrs is None:
-        raise InputError("STORE", "is not a phasegan store", str(path))
+    attrs = store.require_store(path)
     from distributed import Future
 
     from phasegan.cluster import connect
@@ -329,7 +341,9 @@ def _compute_on(client, spec, todo, show_progress) -> list:
         if future.status == "finished":
             stats.append(future.result())
         else:  # e.g. a worker died on it more often than the scheduler allows
-            stats.append({"error": f"block {future.key[1]}: {future.exception()!r}"})
+            block, exc = future.key[1], future.exception()
+            stats.append({"error": f"block {block}: {exc!r}"})
+            _record_failure(spec, todo.grid, block, exc)
         future.release()
         if bar:
             bar.step()
@@ -359,6 +373,17 @@ class _Bar:
             end="",
             flush=True,
         )
+
+
+def _record_failure(spec, grid, block, exc):
+    """A block that never returned: its reason in the store, for `status`."""
+    reason = f"block {block} failed: {type(exc).__name__}: {exc}"[:500]
+    try:
+        store.record_block_failure(
+            spec.store, grid.slices(block), reason + "; run again to retry"
+        )
+    except Exception:  # best effort: the store may be what failed
+        log.debug("could not record the failure of block %d", block, exc_info=True)
 
 
 def _dashboard_note() -> str:
@@ -406,5 +431,15 @@ def _log_summary(result: RunResult):
             result.write_seconds,
             result.task_seconds - result.kernel_seconds - result.write_seconds,
         )
-    for failure in result.failures:
-        log.error("task failed: %s", failure)
+    # One traceback, then one line for the rest: a fault that hits every
+    # block (a full disk) must not bury the log.
+    if result.failures:
+        log.error("task failed: %s", result.failures[0].rstrip())
+    if len(result.failures) > 1:
+        log.error(
+            "%d more blocks failed; last lines: %s",
+            len(result.failures) - 1,
+            " | ".join(
+                sorted({f.strip().splitlines()[-1] for f in result.failures})[:3]
+            ),
+        )

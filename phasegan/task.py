@@ -5,6 +5,10 @@ if the method raises, the block is redone point by point and each point that
 raises gets ``label = error``, status ``exception`` and the exception as its
 message. Solver warnings are silenced here: one per point would flood the
 worker's log.
+
+A block that fails as a whole (its store cannot be written, a bug) leaves its
+reason in the store where it can (`store.record_block_failure`), so even a
+detached sweep's failure shows in ``phasegan status``; its label stays -1.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ def compute_block(spec: Spec, path, chunks: tuple, block: int) -> dict:
     """Compute, classify and write one block; runs on a worker.
 
     Returns a few timings (seconds), or ``{"error": ...}`` if the block could not
-    be written; failures of single points are stored as ``label = error``.
+    be written (the reason is also recorded in the store); failures of single
+    points are stored as ``label = error``.
     """
     start = time.perf_counter()
     try:
@@ -44,7 +49,8 @@ def compute_block(spec: Spec, path, chunks: tuple, block: int) -> dict:
             traj, result, grid.region_shape(block), spec.simulation
         )
         store.write_region(path, grid.slices(block), values)
-    except Exception:
+    except Exception as exc:
+        _record_failure(spec, path, chunks, block, exc)
         return {"block": block, "error": f"block {block}: {traceback.format_exc()}"}
     end = time.perf_counter()
     return {
@@ -54,6 +60,15 @@ def compute_block(spec: Spec, path, chunks: tuple, block: int) -> dict:
         "write": end - computed,
         "task": end - start,
     }
+
+
+def _record_failure(spec, path, chunks, block, exc):
+    reason = f"block {block} failed: {type(exc).__name__}: {exc}"[:500]
+    try:
+        region = Grid(spec, tuple(chunks)).slices(block)
+        store.record_block_failure(path, region, reason + "; run again to retry")
+    except Exception:  # the store itself may be what failed: best effort
+        pass
 
 
 def _solve_block(spec, params, options):
