@@ -28,8 +28,12 @@ TARGET_BLOCK_SECONDS = 5.0
 MIN_BLOCKS = 16
 
 #: Rough single-core costs, measured on a 2-core test machine; they only shape
-#: blocks and the estimate `phasegan validate` prints.
-_ODE_SECONDS_PER_TIME = 2e-6  # one point, per unit of model time
+#: blocks and the estimate `phasegan validate` prints. The ODE's cost per
+#: unit of model time, times d^2: measured 0.4-0.75 us for d = 1 (it depends
+#: on the region of the grid), 1-1.7 us for d = 2, 3 us for d = 4, 20 us for
+#: d = 8. An estimate too high makes blocks short, and the fixed cost of a
+#: task (its store writes, ~20-40 ms) a larger share.
+_ODE_SECONDS_PER_TIME = 5e-7  # one point, per unit of model time, d = 1
 _SIM_SECONDS_PER_FLOP = 5e-9  # one SGD step costs ~ 4 n d flops
 _REDUCED_SECONDS_PER_STEP = 3e-7  # one exact step in the (2d+3) frame, d = 1
 
