@@ -108,12 +108,13 @@ def task_prefix(spec: Spec, path) -> str:
 def plan(spec: Spec, *, overwrite: bool = False) -> Plan:
     """Check the store against ``spec``; write nothing.
 
-    Every refusal is an `InputError`: a store path that cannot be written, a
-    directory that is not a phasegan store, a store made by another spec
-    (unless ``overwrite``).
+    Every refusal is an `InputError`: a directory that is not a phasegan
+    store, a store made by another spec (unless ``overwrite``), a store path
+    that cannot be written. Writability is tested last, by trying it, and only
+    where the run will write anyway: a refused run leaves every directory as
+    it was.
     """
     path = Path(spec.store)
-    store.check_writable(path)
     exists = path.is_dir() and any(path.iterdir())
     ours = exists and store.read_attrs(path) is not None
     if exists and not ours:
@@ -123,11 +124,13 @@ def plan(spec: Spec, *, overwrite: bool = False) -> Plan:
             str(path),
             "choose another path with --store; phasegan never deletes it",
         )
+    if ours and not overwrite:
+        store.check_matches(path, spec)
+    store.check_writable(path)
     if not ours or overwrite:
         grid = Grid.for_spec(spec)
         return Plan(grid, list(range(grid.size)), create=True, replace=ours)
 
-    store.check_matches(path, spec)
     grid = Grid(spec, store.chunks(path))
     return Plan(grid, grid.blocks_to_run(store.read_label(path)), create=False)
 

@@ -343,7 +343,11 @@ def read_attrs(path) -> dict | None:
 
 
 def check_writable(path) -> None:
-    """Raise `InputError` if a store could not be created at ``path``."""
+    """Raise `InputError` if a store could not be created or written at ``path``.
+
+    Tries it: makes and removes an empty directory in ``path`` if it is a
+    directory, else in its nearest existing parent.
+    """
     path = Path(path).absolute()
     if path.exists() and not path.is_dir():
         raise InputError(
