@@ -266,6 +266,8 @@ def _status(args) -> int:
     print(f"versions   {versions}")
     print(f"progress   {_progress_line(progress)}")
     print("labels     " + ", ".join(f"{k} {v}" for k, v in progress.counts.items()))
+    if progress.error:
+        print(f"errors     e.g. {progress.error}")
     if progress.failed:
         print(
             f"FAILED     {progress.failed} runs, in blocks whose task raised: "

@@ -40,7 +40,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from phasegan.classify import DIAGNOSTICS, LABELS
+from phasegan.classify import DIAGNOSTICS, ERROR, LABELS
 from phasegan.errors import InputError, StoreMismatchError
 from phasegan.model.trajectories import Status
 
@@ -541,6 +541,9 @@ class Progress:
         Runs not done whose block task raised (`BLOCK_FAILED`).
     failure : str or None
         The reason stored for the first of them.
+    error : str or None
+        The message of the first run labelled ``error``: what went wrong at
+        a point that could not be computed.
     """
 
     done: int
@@ -552,6 +555,7 @@ class Progress:
     blocks_written: int = 0
     failed: int = 0
     failure: str | None = None
+    error: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -603,10 +607,8 @@ def progress(path) -> Progress:
     done = int((label >= 0).sum())
     counts = {name: int((label == code).sum()) for code, name in enumerate(LABELS)}
     failed = (label < 0) & (group["status"][...] == BLOCK_FAILED)
-    failure = None
-    if failed.any():
-        first = np.unravel_index(int(np.argmax(failed)), failed.shape)
-        failure = str(group["message"][first])
+    failure = _first_message(group, failed)
+    error = _first_message(group, label == ERROR)
     times = _write_times(Path(path))
     return Progress(
         done=done,
@@ -618,7 +620,16 @@ def progress(path) -> Progress:
         blocks_written=len(times),
         failed=int(failed.sum()),
         failure=failure,
+        error=error,
     )
+
+
+def _first_message(group, which: np.ndarray) -> str | None:
+    """The stored message of the first run where ``which`` holds (one chunk)."""
+    if not which.any():
+        return None
+    first = np.unravel_index(int(np.argmax(which)), which.shape)
+    return str(group["message"][first])
 
 
 def _write_times(path: Path) -> list:

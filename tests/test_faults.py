@@ -26,6 +26,7 @@ from sweep_helpers import assert_stores_identical, tiny_spec
 
 from phasegan import engine, store, task
 from phasegan.classify import ERROR, classify
+from phasegan.cli import main
 from phasegan.grid import Grid, parameters_at
 from phasegan.model import ode
 from phasegan.model.methods import RunOptions, get_method
@@ -243,7 +244,7 @@ HOPELESS_ODE = (
 )
 
 
-def test_points_that_cannot_be_integrated_end_fast_as_errors(tmp_path):
+def test_points_that_cannot_be_integrated_end_fast_as_errors(tmp_path, capsys):
     spec = tiny_spec(tmp_path / "s.zarr", HOPELESS_ODE)
     spec_file = tmp_path / "hopeless.yaml"
     spec_file.write_text(spec.text)
@@ -271,6 +272,11 @@ def test_points_that_cannot_be_integrated_end_fast_as_errors(tmp_path):
     assert np.isin(bad["status"], [Status.NONFINITE, Status.BUDGET]).all()
     assert all(len(m) > 10 for m in bad["message"].values.ravel())
     assert (good["message"] == "").all()
+    assert main(["status", spec.store]) == 0
+    shown = [x for x in capsys.readouterr().out.splitlines() if x.startswith("errors")]
+    assert len(shown) == 1 and shown[0].removeprefix("errors     e.g. ") in set(
+        bad["message"].values.ravel()
+    )
 
     # Quickly: each stops long before its step budget.
     options = RunOptions()
@@ -336,8 +342,6 @@ def test_a_failed_block_of_a_detached_sweep_shows_in_status(tmp_path, cluster, c
     assert (
         "block 4 failed" in progress.failure and "IsADirectoryError" in progress.failure
     )
-
-    from phasegan.cli import main
 
     assert main(["status", str(path)]) == 0
     out = capsys.readouterr().out
