@@ -300,7 +300,7 @@ HOPELESS_SIM = (
 
 
 @pytest.mark.parametrize("method", ["sim", "reduced"])
-def test_simulations_that_overflow_end_as_errors(tmp_path, method, caplog):
+def test_simulations_that_overflow_end_as_errors(tmp_path, method, caplog, recwarn):
     spec = method_spec(tmp_path / "s.zarr", method, HOPELESS_SIM)
     start = time.perf_counter()
     with caplog.at_level("INFO"):
@@ -308,6 +308,7 @@ def test_simulations_that_overflow_end_as_errors(tmp_path, method, caplog):
     assert time.perf_counter() - start < 60
     assert result.progress.complete and not result.failures
     assert len(caplog.records) <= 6, [r.getMessage() for r in caplog.records]
+    assert not recwarn.list, [str(w.message) for w in recwarn.list]
 
     ds = xr.open_zarr(spec.store).load()
     ordinary = dict(noise=0, tau_gen=0)
