@@ -4,6 +4,7 @@ process loads the kernels from it instead of compiling them again."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -68,6 +69,8 @@ def test_a_temporary_cache_when_nothing_else_is_writable(tmp_path, monkeypatch):
 
 def test_no_cache_at_all_is_a_warning_not_an_error(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(tempfile, "tempdir", str(unwritable(tmp_path, "tmp")))
+    # The command line stops phasegan's log at its own handler; let it through.
+    monkeypatch.setattr(logging.getLogger("phasegan"), "propagate", True)
     environ = {}
     chosen = _cache.choose_cache_dir(
         unwritable(tmp_path, "source"), unwritable(tmp_path, "user"), environ
