@@ -345,8 +345,8 @@ def _compute_on(client, spec, todo, show_progress) -> list:
             stats.append(future.result())
         else:  # e.g. a worker died on it more often than the scheduler allows
             block, exc = future.key[1], future.exception()
-            stats.append({"error": f"block {block}: {exc!r}"})
-            _record_failure(spec, todo.grid, block, exc)
+            if _record_failure(spec, todo.grid, block, exc):
+                stats.append({"error": f"block {block}: {exc!r}"})
         future.release()
         if bar:
             bar.step()
@@ -378,15 +378,20 @@ class _Bar:
         )
 
 
-def _record_failure(spec, grid, block, exc):
-    """A block that never returned: its reason in the store, for `status`."""
+def _record_failure(spec, grid, block, exc) -> bool:
+    """A block that never returned: its reason in the store, for `status`.
+
+    False if the block is complete after all: its worker died after writing
+    the label, before reporting back (the store is what counts).
+    """
     reason = f"block {block} failed: {type(exc).__name__}: {exc}"[:500]
     try:
-        store.record_block_failure(
+        return store.record_block_failure(
             spec.store, grid.slices(block), reason + "; run again to retry"
         )
     except Exception:  # best effort: the store may be what failed
         log.debug("could not record the failure of block %d", block, exc_info=True)
+        return True
 
 
 def _dashboard_note() -> str:

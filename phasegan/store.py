@@ -464,18 +464,23 @@ def _check_one_chunk(array, region: tuple, name: str) -> None:
         )
 
 
-def record_block_failure(path, region: tuple, reason: str) -> None:
+def record_block_failure(path, region: tuple, reason: str) -> bool:
     """Mark the runs of a block whose task raised: `BLOCK_FAILED` and the reason.
 
     ``label`` is left alone (still `NOT_COMPUTED`), so the block runs again on
     the next run of the spec, and `progress` reports the failure meanwhile.
+    A block whose label is on disk is complete (its worker died after the
+    last write, say): it is left as it is, and the answer is False.
     """
     group = zarr.open_group(str(path), mode="r+", use_consolidated=True)
+    if (group["label"][region] >= 0).all():
+        return False
     for name, value in (("status", BLOCK_FAILED), ("message", reason)):
         array = group[name]
         _check_one_chunk(array, region, name)
         shape = tuple(s.stop - s.start for s in region) + array.shape[len(region) :]
         array[region] = np.full(shape, value, dtype=array.dtype)
+    return True
 
 
 def block_values(traj, result, shape: tuple, simulation: bool) -> dict:

@@ -23,3 +23,14 @@ def marked_compute_block(spec, path, chunks, block):
     marker.parent.mkdir(exist_ok=True)
     marker.touch()
     return compute_block(spec, path, chunks, block)
+
+
+#: The block `dies_on_block` kills its worker on.
+POISON_BLOCK = 2
+
+
+def dies_on_block(spec, path, chunks, block):
+    """`compute_block`, except that block `POISON_BLOCK` kills its worker."""
+    if block == POISON_BLOCK:
+        os._exit(1)
+    return compute_block(spec, path, chunks, block)

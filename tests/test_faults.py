@@ -21,8 +21,13 @@ import pytest
 import xarray as xr
 import zarr
 from distributed import LocalCluster
-from fault_helpers import marked_compute_block, started_marker
-from sweep_helpers import assert_stores_identical, tiny_spec
+from fault_helpers import (
+    POISON_BLOCK,
+    dies_on_block,
+    marked_compute_block,
+    started_marker,
+)
+from sweep_helpers import assert_stores_identical, store_files, tiny_spec
 
 from phasegan import engine, store, task
 from phasegan.classify import ERROR, classify
@@ -209,6 +214,37 @@ def test_worker_killed_mid_task(tmp_path, cluster, monkeypatch):
     assert_stores_identical(path, whole.store)
 
 
+def test_a_block_that_keeps_killing_its_workers_is_recorded(
+    tmp_path, cluster, monkeypatch
+):
+    path = tmp_path / "s.zarr"
+    spec = tiny_spec(path)
+    grid = Grid.for_spec(spec)
+    monkeypatch.setattr(engine, "compute_block", dies_on_block)
+    # The scheduler gives up on a task at its first dead worker (Dask's
+    # default is after 3), to keep the test short.
+    monkeypatch.setattr(cluster.scheduler, "allowed_failures", 0)
+    result = engine.run(spec, scheduler=cluster.scheduler_address, show_progress=False)
+    cluster.wait_for_workers(2)
+
+    # A block queued behind the poison one on the same worker can die with it
+    # (or die after its last write, complete): every block left incomplete,
+    # and only those, is reported and recorded in the store.
+    failed = sorted(
+        int(f.split(":")[0].removeprefix("block ")) for f in result.failures
+    )
+    assert POISON_BLOCK in failed
+    assert all("KilledWorker" in f for f in result.failures)
+    progress = store.progress(path)
+    assert progress.failed == sum(int(np.prod(grid.region_shape(b))) for b in failed)
+    assert progress.done == spec.runs - progress.failed
+    assert "failed: KilledWorker" in progress.failure
+    label = store.read_label(path)
+    assert grid.blocks_to_run(label) == failed
+    status = zarr.open_group(str(path), mode="r")["status"][...]
+    assert not (status[label >= 0] == store.BLOCK_FAILED).any()
+
+
 def _kill_a_running_block(path, grid, killed, timeout=60.0):
     folder = started_marker(path, 0, 0).parent
     deadline = time.monotonic() + timeout
@@ -356,6 +392,18 @@ def test_a_failed_block_of_a_detached_sweep_shows_in_status(tmp_path, cluster, c
     reference = spec.with_store(str(tmp_path / "reference.zarr"))
     engine.run(reference, scheduler="sync", show_progress=False)
     assert_stores_identical(path, reference.store)
+
+
+def test_a_complete_block_is_never_marked_failed(tmp_path):
+    # Its worker died after the label write, before reporting back: the
+    # scheduler calls the task lost, the store has it all.
+    path = tmp_path / "s.zarr"
+    spec = tiny_spec(path)
+    grid = Grid.for_spec(spec)
+    engine.run(spec, scheduler="sync", show_progress=False)
+    before = store_files(path)
+    assert not store.record_block_failure(path, grid.slices(3), "lost")
+    assert store_files(path) == before
 
 
 def _chunk_path(path, name, grid, block):
