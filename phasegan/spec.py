@@ -288,7 +288,11 @@ def _validate(raw: dict) -> Spec:
     sim = _section(raw, "sim", SIM_KEYS, required=method != "ode")
     classify = _section(raw, "classify", CLASSIFY_KEYS)
 
-    d = _integer(model.get("d"), "model.d", 1, MAX_D)
+    if "d" not in model:
+        raise InputError(
+            "model.d", "is required", hint=f"the number of features, 1 to {MAX_D}"
+        )
+    d = _integer(model["d"], "model.d", 1, MAX_D)
     axes_raw = _grid_section(raw.get("grid"), method)
 
     t_max = _number(_need(time, "time", "t_max"), "time.t_max")

@@ -191,7 +191,7 @@ BAD_INPUT = [
     (["run", "{spec}", "--set", "time.samples=seven"], "time.samples", "integer", "(got 'seven')"),  # noqa: E501
     (["run", "{spec}", "--set", "model.d=1.5"], "model.d", "integer", "(got 1.5)"),
     (["run", "{spec}", "--set", "model.tau=true"], "model.tau", "a number", "(got True)"),
-    (["run", "{spec}", "--set", "model={tau: 1}"], "model.d", "integer", "(got None)"),
+    (["run", "{spec}", "--set", "model={tau: 1}"], "model.d", "is required", None),
     (["run", "{spec}", "--set", "grid.noise.num=2.5"], "grid.noise.num", "integer", "(got 2.5)"),  # noqa: E501
     (["run", "{spec}", "--set", "model.tau=.inf"], "model.tau", "finite", "(got inf)"),
     # unknown and duplicate keys
