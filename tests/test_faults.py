@@ -197,12 +197,15 @@ def test_worker_killed_mid_task(tmp_path, cluster, monkeypatch):
     # Each task leaves a marker naming its process; a watcher kills the
     # process of a block that started moments ago (it cannot have finished).
     monkeypatch.setattr(engine, "compute_block", marked_compute_block)
-    killed = {}
-    watcher = threading.Thread(target=_kill_a_running_block, args=(path, grid, killed))
+    killed, stop = {}, threading.Event()
+    watcher = threading.Thread(
+        target=_kill_a_running_block, args=(path, grid, killed, stop)
+    )
     watcher.start()
     try:
         result = engine.run(spec, scheduler=address, show_progress=False)
     finally:
+        stop.set()
         watcher.join()
     cluster.wait_for_workers(2)
 
@@ -245,10 +248,9 @@ def test_a_block_that_keeps_killing_its_workers_is_recorded(
     assert not (status[label >= 0] == store.BLOCK_FAILED).any()
 
 
-def _kill_a_running_block(path, grid, killed, timeout=60.0):
+def _kill_a_running_block(path, grid, killed, stop):
     folder = started_marker(path, 0, 0).parent
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while not stop.is_set():
         for marker in folder.glob("*-*") if folder.exists() else []:
             block, pid = map(int, marker.name.split("-"))
             fresh = time.time() - marker.stat().st_mtime < 0.1
