@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -181,70 +182,180 @@ def test_simulation_store_beside_the_ode(tmp_path, capsys):
 
 # --- every kind of bad input: exit 2, one line, nothing written --------------------
 #
-# Each case: the arguments ({spec}, {dup}, {made}, {tmp} are filled in), then
+# Each case: the command line ({spec}, {dup}, {made}, {tmp} are filled in), then
 # the field the message must start with, a piece of the rule it must state and
 # the bad value it must show (None where the field itself is what is wrong:
 # an unknown or repeated key, a missing argument).
 BAD_INPUT = [
     # wrong types
-    (["run", "{spec}", "--set", "model.tau='fast'"], "model.tau", "a number", "(got 'fast')"),
-    (["run", "{spec}", "--set", "time.samples=seven"], "time.samples", "integer", "(got 'seven')"),  # noqa: E501
-    (["run", "{spec}", "--set", "model.d=1.5"], "model.d", "integer", "(got 1.5)"),
-    (["run", "{spec}", "--set", "model.tau=true"], "model.tau", "a number", "(got True)"),
-    (["run", "{spec}", "--set", "model={tau: 1}"], "model.d", "is required", None),
-    (["run", "{spec}", "--set", "grid.noise.num=2.5"], "grid.noise.num", "integer", "(got 2.5)"),  # noqa: E501
-    (["run", "{spec}", "--set", "model.tau=.inf"], "model.tau", "finite", "(got inf)"),
+    (
+        "run {spec} --set model.tau=fast",
+        "model.tau",
+        "a number",
+        "(got 'fast')",
+    ),
+    (
+        "run {spec} --set time.samples=seven",
+        "time.samples",
+        "integer",
+        "(got 'seven')",
+    ),
+    ("run {spec} --set model.d=1.5", "model.d", "integer", "(got 1.5)"),
+    ("run {spec} --set model.tau=true", "model.tau", "a number", "(got True)"),
+    ("run {spec} --set 'model={tau: 1}'", "model.d", "is required", None),
+    ("run {spec} --set grid.noise.num=2.5", "grid.noise.num", "integer", "(got 2.5)"),
+    ("run {spec} --set model.tau=.inf", "model.tau", "finite", "(got inf)"),
     # unknown and duplicate keys
-    (["run", "{spec}", "--set", "model.bogus=1"], "model.bogus", "not a known key", None),  # noqa: E501
-    (["run", "{spec}", "--set", "model.tua=0.3"], "model.tua", "not a known key", None),
-    (["run", "{spec}", "--set", "extra=1"], "extra", "not a known key", None),
-    (["run", "{dup}"], "model.tau", "given twice", None),
+    ("run {spec} --set model.bogus=1", "model.bogus", "not a known key", None),
+    ("run {spec} --set model.tua=0.3", "model.tua", "not a known key", None),
+    ("run {spec} --set extra=1", "extra", "not a known key", None),
+    ("run {dup}", "model.tau", "given twice", None),
     # negative noise or learning rates, on their own or on an axis
-    (["run", "{spec}", "--set", "model.noise=-0.5"], "model.noise", ">= 0", "(got -0.5)"),
-    (["run", "{spec}", "--set", "model.noise_true=-1"], "model.noise_true", ">= 0", "(got -1.0)"),  # noqa: E501
-    (["run", "{spec}", "--set", "model.tau=-0.1"], "model.tau", ">= 0", "(got -0.1)"),
-    (["run", "{spec}", "--set", "model.tau_gen=-2"], "model.tau_gen", ">= 0", "(got -2.0)"),
-    (["run", "{spec}", "--set", "grid.tau_gen.values=[0.1, -1]"], "grid.tau_gen", ">= 0", "(got -1.0)"),  # noqa: E501
+    ("run {spec} --set model.noise=-0.5", "model.noise", ">= 0", "(got -0.5)"),
+    (
+        "run {spec} --set model.noise_true=-1",
+        "model.noise_true",
+        ">= 0",
+        "(got -1.0)",
+    ),
+    ("run {spec} --set model.tau=-0.1", "model.tau", ">= 0", "(got -0.1)"),
+    ("run {spec} --set model.tau_gen=-2", "model.tau_gen", ">= 0", "(got -2.0)"),
+    (
+        "run {spec} --set 'grid.tau_gen.values=[0.1, -1]'",
+        "grid.tau_gen",
+        ">= 0",
+        "(got -1.0)",
+    ),
     # axes: empty, on an unknown parameter, repeated values, log through 0
-    (["run", "{spec}", "--set", "grid.tau_gen.values=[]"], "grid.tau_gen.values", "empty", "(got [])"),  # noqa: E501
-    (["run", "{spec}", "--set", "grid.noise.num=0"], "grid.noise.num", "cannot be empty", "(got 0)"),  # noqa: E501
-    (["run", "{spec}", "--set", "grid.bogus.values=[1]"], "grid.bogus", "grid axis", None),  # noqa: E501
-    (["run", "{spec}", "--set", "grid.tau_gen.values=[1, 1]"], "grid.tau_gen", "distinct", "(got [1.0, 1.0])"),  # noqa: E501
-    (["run", "{spec}", "--set", "grid.noise={start: 0, stop: 1, num: 3, log: true}"], "grid.noise.start", "> 0", "(got 0)"),  # noqa: E501
+    (
+        "run {spec} --set 'grid.tau_gen.values=[]'",
+        "grid.tau_gen.values",
+        "empty",
+        "(got [])",
+    ),
+    (
+        "run {spec} --set grid.noise.num=0",
+        "grid.noise.num",
+        "cannot be empty",
+        "(got 0)",
+    ),
+    ("run {spec} --set 'grid.bogus.values=[1]'", "grid.bogus", "grid axis", None),
+    (
+        "run {spec} --set 'grid.tau_gen.values=[1, 1]'",
+        "grid.tau_gen",
+        "distinct",
+        "(got [1.0, 1.0])",
+    ),
+    (
+        "run {spec} --set 'grid.noise={start: 0, stop: 1, num: 3, log: true}'",
+        "grid.noise.start",
+        "> 0",
+        "(got 0)",
+    ),
     # too large for memory
-    (["run", "{spec}", "--set", "grid.noise.num=100000000"], "grid", "fit in memory", "300,000,000 runs"),  # noqa: E501
-    (["run", "{spec}", "--set", "time.samples=100000000"], "time.samples", "MiB", "(got 100000000)"),  # noqa: E501
+    (
+        "run {spec} --set grid.noise.num=100000000",
+        "grid",
+        "fit in memory",
+        "300,000,000 runs",
+    ),
+    (
+        "run {spec} --set time.samples=100000000",
+        "time.samples",
+        "MiB",
+        "(got 100000000)",
+    ),
     # the model's own rules
-    (["run", "{spec}", "--set", "model.lambda=[1, 2, 3]"], "model.lambda", "d = 1", "(got [1, 2, 3])"),  # noqa: E501
-    (["run", "{spec}", "--set", "model.d=2", "--set", "init.q0=0.75"], "init.q0", "d q0^2 < 1", "(got 0.75)"),  # noqa: E501
-    (["run", "{spec}", "--set", "init.P0=-1"], "init.P0", "|P0| < 1", "(got -1.0)"),
-    (["run", "{spec}", "--set", "method=sim", "--set", "sim={n: 4, seeds: 2}"], "sim.n", ">= 2d + 3", "(got 4)"),  # noqa: E501
-    (["run", "{spec}", "--set", "time.t_max=0"], "time.t_max", "> 0", "(got 0.0)"),
-    (["run", "{spec}", "--set", "classify.recovery=1.5"], "classify.recovery", "(0, 1]", "(got 1.5)"),  # noqa: E501
-    (["run", "{spec}", "--set", "method=euler"], "method", "one of", "(got 'euler')"),
-    (["run", "{spec}", "--set", "name=two words"], "name", "letters", "(got 'two words')"),
+    (
+        "run {spec} --set 'model.lambda=[1, 2, 3]'",
+        "model.lambda",
+        "d = 1",
+        "(got [1, 2, 3])",
+    ),
+    (
+        "run {spec} --set model.d=2 --set init.q0=0.75",
+        "init.q0",
+        "d q0^2 < 1",
+        "(got 0.75)",
+    ),
+    ("run {spec} --set init.P0=-1", "init.P0", "|P0| < 1", "(got -1.0)"),
+    (
+        "run {spec} --set method=sim --set 'sim={n: 4, seeds: 2}'",
+        "sim.n",
+        ">= 2d + 3",
+        "(got 4)",
+    ),
+    ("run {spec} --set time.t_max=0", "time.t_max", "> 0", "(got 0.0)"),
+    (
+        "run {spec} --set classify.recovery=1.5",
+        "classify.recovery",
+        "(0, 1]",
+        "(got 1.5)",
+    ),
+    ("run {spec} --set method=euler", "method", "one of", "(got 'euler')"),
+    ("run {spec} --set 'name=two words'", "name", "letters", "(got 'two words')"),
     # stores that cannot be written or are not this spec's
-    (["run", "{spec}", "--store", "/proc/phasegan/s.zarr"], "store", "cannot be written", "(got '/proc/phasegan/s.zarr')"),  # noqa: E501
-    (["run", "{spec}", "--store", "{tmp}/file"], "store", "not a directory", "(got '{tmp}/file')"),  # noqa: E501
-    (["run", "{spec}", "--store", "{tmp}/foreign"], "store", "not a phasegan store", "(got '{tmp}/foreign')"),  # noqa: E501
-    (["run", "{spec}", "--store", "{made}", "--set", "model.tau=0.3"], "store", "another spec", "(got '{made}')"),  # noqa: E501
+    (
+        "run {spec} --store /proc/phasegan/s.zarr",
+        "store",
+        "cannot be written",
+        "(got '/proc/phasegan/s.zarr')",
+    ),
+    (
+        "run {spec} --store {tmp}/file",
+        "store",
+        "not a directory",
+        "(got '{tmp}/file')",
+    ),
+    (
+        "run {spec} --store {tmp}/foreign",
+        "store",
+        "not a phasegan store",
+        "(got '{tmp}/foreign')",
+    ),
+    (
+        "run {spec} --store {made} --set model.tau=0.3",
+        "store",
+        "another spec",
+        "(got '{made}')",
+    ),
     # arguments
-    (["run", "{spec}", "--set", "broken"], "--set", "KEY=VALUE", "(got 'broken')"),
-    (["run", "{spec}", "--set", "model.tau.x=1"], "--set model.tau.x", "not a section", "(got 0.5)"),  # noqa: E501
-    (["run", "{spec}", "--set", "model.tau=[1"], "--set model.tau", "not valid YAML", None),  # noqa: E501
-    (["run", "{spec}", "--workers", "0"], "--workers", ">= 1", "(got '0')"),
-    (["run", "{spec}", "--detach"], "--detach", "--scheduler", None),
-    (["run", "{spec}", "--scheduler", "127.0.0.1"], "--scheduler", "tcp://HOST:PORT", "(got '127.0.0.1')"),  # noqa: E501
-    (["run", "{spec}", "--cluster", "lsf"], "--cluster", "slurm", "(got 'lsf')"),
-    (["run", "{tmp}/none.yaml"], "SPEC", "not found", "(got '{tmp}/none.yaml')"),
-    (["cancel", "{made}"], "--scheduler", "is required", None),
-    (["status", "{tmp}/foreign"], "STORE", "not a phasegan store", "(got '{tmp}/foreign')"),
-    (["status", "{tmp}/none.zarr"], "STORE", "does not exist", "(got '{tmp}/none.zarr')"),
-    (["plot", "{tmp}/none.zarr"], "STORE", "does not exist", "(got '{tmp}/none.zarr')"),
-    (["plot", "{made}", "--trajectories", "--point", "noise"], "--point", "AXIS=VALUE", "(got 'noise')"),  # noqa: E501
-    (["validate", "{dup}"], "model.tau", "given twice", None),
-    (["frobnicate"], "command", "invalid choice", "'frobnicate'"),
-]  # fmt: skip
+    ("run {spec} --set broken", "--set", "KEY=VALUE", "(got 'broken')"),
+    (
+        "run {spec} --set model.tau.x=1",
+        "--set model.tau.x",
+        "not a section",
+        "(got 0.5)",
+    ),
+    ("run {spec} --set 'model.tau=[1'", "--set model.tau", "not valid YAML", None),
+    ("run {spec} --workers 0", "--workers", ">= 1", "(got '0')"),
+    ("run {spec} --detach", "--detach", "--scheduler", None),
+    (
+        "run {spec} --scheduler 127.0.0.1",
+        "--scheduler",
+        "tcp://HOST:PORT",
+        "(got '127.0.0.1')",
+    ),
+    ("run {spec} --cluster lsf", "--cluster", "slurm", "(got 'lsf')"),
+    ("run {tmp}/none.yaml", "SPEC", "not found", "(got '{tmp}/none.yaml')"),
+    ("cancel {made}", "--scheduler", "is required", None),
+    (
+        "status {tmp}/foreign",
+        "STORE",
+        "not a phasegan store",
+        "(got '{tmp}/foreign')",
+    ),
+    ("status {tmp}/none.zarr", "STORE", "does not exist", "(got '{tmp}/none.zarr')"),
+    ("plot {tmp}/none.zarr", "STORE", "does not exist", "(got '{tmp}/none.zarr')"),
+    (
+        "plot {made} --trajectories --point noise",
+        "--point",
+        "AXIS=VALUE",
+        "(got 'noise')",
+    ),
+    ("validate {dup}", "model.tau", "given twice", None),
+    ("frobnicate", "command", "invalid choice", "'frobnicate'"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +383,7 @@ def _snapshot(*roots) -> dict:
 @pytest.mark.parametrize(
     "args, field, rule, value",
     BAD_INPUT,
-    ids=[" ".join(c[0][1:])[:60] for c in BAD_INPUT],
+    ids=[c[0][:60] for c in BAD_INPUT],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     tmp_path, made, capsys, args, field, rule, value
@@ -296,7 +407,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
         return text
 
     before = _snapshot(tmp_path, made.parent)
-    assert main([fill(a) for a in args]) == 2
+    assert main([fill(a) for a in shlex.split(args)]) == 2
     line = one_error_line(capsys, field)
     assert rule in line, line
     if value is not None:

@@ -278,7 +278,7 @@ def _label_chunk(path, grid, block):
 #: stable only for h a <~ 3.3, so t_max = 80 needs more than 6e6 steps: over
 #: the budget of 2e6. tau = 1e200 overflows tau^2 at the first evaluation.
 HOPELESS_ODE = (
-    "grid={noise: {values: [0.5, 30.0]}, tau: {values: [0.5, 1.0e3, 1.0e6, 1.0e200]}}"  # noqa: E501
+    "grid={noise: {values: [0.5, 30.0]}, tau: {values: [0.5, 1.0e3, 1.0e6, 1.0e200]}}"
 )
 
 
@@ -333,7 +333,7 @@ def _point(spec, **values) -> int:
 #: An overflow in the first step: tau_gen = 1e200 pushes the generator by
 #: ~1e198 (its squared norm overflows), noise = 1e200 the samples by 1e100.
 HOPELESS_SIM = (
-    "grid={noise: {values: [0.5, 1.0e200]}, tau_gen: {values: [0.5, 1.0e200]}}"  # noqa: E501
+    "grid={noise: {values: [0.5, 1.0e200]}, tau_gen: {values: [0.5, 1.0e200]}}"
 )
 
 
