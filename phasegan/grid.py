@@ -8,8 +8,9 @@ A block is a hyper-rectangle of points whose shape is the store's chunk shape
 along the grid dimensions, so every block is exactly one Zarr chunk of every
 variable (see `phasegan.store`): `Grid.slices` starts each block at a multiple
 of the chunk shape, and `phasegan.store.write_region` refuses any region that
-is not one whole chunk, so no two tasks ever write the same chunk. Block shapes come from an estimate of what a
-point costs, aiming at `TARGET_BLOCK_SECONDS` of work per task.
+is not one whole chunk, so no two tasks ever write the same chunk. Block
+shapes come from an estimate of what a point costs, aiming at
+`TARGET_BLOCK_SECONDS` of work per task.
 """
 
 from __future__ import annotations
