@@ -268,14 +268,21 @@ def _status(args) -> int:
     print("labels     " + ", ".join(f"{k} {v}" for k, v in progress.counts.items()))
     if progress.error:
         print(f"errors     e.g. {progress.error}")
+    _print_failed(progress)
+    if args.watch:
+        progress = _watch(args.store, progress)
+        if progress.failed:  # the sweep ended with blocks that raised
+            _print_failed(progress)
+            return 1
+    return 0
+
+
+def _print_failed(progress):
     if progress.failed:
         print(
             f"FAILED     {progress.failed} runs, in blocks whose task raised: "
             f"{progress.failure}"
         )
-    if args.watch:
-        _watch(args.store, progress)
-    return 0
 
 
 def _progress_line(progress) -> str:
@@ -307,6 +314,8 @@ def _duration(seconds: float) -> str:
 
 
 def _watch(path, progress, interval: float = 2.0):
+    """A bar until every run is done or in a block that failed; the last
+    progress read."""
     from phasegan import store
 
     width = 40
@@ -317,9 +326,9 @@ def _watch(path, progress, interval: float = 2.0):
             end="",
             flush=True,
         )
-        if progress.complete:
+        if progress.done + progress.failed == progress.total:
             print()
-            return
+            return progress
         time.sleep(interval)
         progress = store.progress(path)
 

@@ -385,6 +385,15 @@ def test_a_failed_block_of_a_detached_sweep_shows_in_status(tmp_path, cluster, c
     assert main(["status", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"FAILED     {progress.failed} runs" in out and "IsADirectoryError" in out
+    # --watch ends once nothing more can happen, and says it failed.
+    watched = []
+    watch = threading.Thread(
+        target=lambda: watched.append(main(["status", str(path), "--watch"]))
+    )
+    watch.start()
+    watch.join(timeout=30)
+    assert watched == [1], "status --watch did not end"
+    assert capsys.readouterr().out.count("FAILED     ") == 2
 
     # Once the cause is gone, the same spec again computes only that block.
     obstacle.rmdir()
