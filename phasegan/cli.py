@@ -178,11 +178,15 @@ def _configure_logging(verbose: bool):
 
 
 def _run(args) -> int:
-    from phasegan.spec import read_spec
+    from phasegan.spec import figure_for, read_spec
 
     overrides = list(args.set)
     if args.store is not None:
         overrides.append(f"store={json.dumps(args.store)}")
+        # A figure follows its store unless one is named on the command line:
+        # the spec's own `figure` belongs to the spec's own store.
+        if not any(item.partition("=")[0].strip() == "figure" for item in args.set):
+            overrides.append(f"figure={json.dumps(figure_for(args.store))}")
     spec = read_spec(args.spec, overrides)
     from phasegan import engine
 

@@ -319,7 +319,7 @@ def _validate(raw: dict) -> Spec:
     store = raw.get("store", f"results/{name}.zarr")
     if not isinstance(store, str) or not store.strip():
         raise InputError("store", "must be a path", store)
-    figure = raw.get("figure", _figure_for(store))
+    figure = raw.get("figure", figure_for(store))
     if not isinstance(figure, str) or not figure.strip():
         raise InputError("figure", "must be a path to a .png file", figure)
 
@@ -437,7 +437,8 @@ def _plain(value):
     return float(value)
 
 
-def _figure_for(store: str) -> str:
+def figure_for(store: str) -> str:
+    """The default figure path of a store: beside it, ``.zarr`` -> ``.png``."""
     if store.rstrip("/").endswith(".zarr"):
         return store.rstrip("/")[: -len(".zarr")] + ".png"
     return store.rstrip("/") + ".png"

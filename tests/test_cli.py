@@ -113,6 +113,22 @@ def test_run_status_plot_and_mismatch(spec_file, tmp_path, capsys):
     assert store_files(store) == before
 
 
+def test_store_option_puts_the_figure_beside_that_store(tmp_path, capsys):
+    # Regression: --store wrote the figure to the spec's own `figure` path.
+    spec_file = tmp_path / "fig.yaml"
+    spec_file.write_text(TINY + f"figure: {tmp_path / 'spec-figure.png'}\n")
+    store = tmp_path / "other.zarr"
+    run = ["run", str(spec_file), "--scheduler", "sync", "--no-progress"]
+    assert main([*run, "--store", str(store)]) == 0
+    assert f"figure: {tmp_path / 'other.png'}" in capsys.readouterr().out
+    assert (tmp_path / "other.png").exists()
+    assert not (tmp_path / "spec-figure.png").exists()
+
+    named = tmp_path / "named.png"
+    assert main([*run, "--store", str(store), "--set", f"figure={named}"]) == 0
+    assert named.exists()
+
+
 def test_detach_needs_a_running_scheduler(spec_file, tmp_path, capsys):
     assert main(["run", str(spec_file), "--detach"]) == 2
     one_error_line(capsys, "--detach")
