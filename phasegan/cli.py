@@ -188,7 +188,15 @@ def _run(args) -> int:
         if not any(item.partition("=")[0].strip() == "figure" for item in args.set):
             overrides.append(f"figure={json.dumps(figure_for(args.store))}")
     spec = read_spec(args.spec, overrides)
-    from phasegan import engine
+    from phasegan import engine, store
+
+    if not (args.no_plot or args.detach):  # found now, not after the sweep
+        engine.plan(spec, overwrite=args.overwrite)  # the store's errors first
+        store.check_file_writable(
+            spec.figure,
+            "figure",
+            "choose a writable path with --set figure=FILE.png, or use --no-plot",
+        )
 
     if args.detach:
         engine.submit(spec, scheduler=args.scheduler, overwrite=args.overwrite)
@@ -209,8 +217,9 @@ def _run(args) -> int:
     if not args.no_plot and result.progress.done:
         try:
             figure = _plot_store(spec.store, spec.figure)
-        except Exception:
-            log.exception("the phase diagram could not be drawn")
+        except Exception as exc:
+            log.error("the phase diagram could not be drawn: %s", exc)
+            log.debug("traceback", exc_info=True)
             failed = True
     _print_table(result.progress)
     print(f"store:  {spec.store}")
@@ -350,22 +359,30 @@ def _plot(args) -> int:
     from pathlib import Path
 
     from phasegan import plot
-    from phasegan.store import load
+    from phasegan.store import check_file_writable, load
 
     datasets = [load(path) for path in args.stores]
     stem = str(Path(args.stores[0].rstrip("/")).with_suffix(""))
+    if not args.trajectories and len(datasets) > 1:
+        raise InputError(
+            "STORE",
+            "give one store for a phase diagram",
+            hint="several stores are for --trajectories",
+        )
+    suffix = "-trajectories.png" if args.trajectories else ".png"
+    out = args.output or f"{stem}{suffix}"
+    if args.output:
+        check_file_writable(
+            out, "-o", "give a file in an existing, writable folder", False
+        )
+    else:
+        check_file_writable(
+            out, "figure", "the default is beside the store; choose one with -o"
+        )
     if args.trajectories:
         points = [_parse_point(text) for text in args.point] or None
-        out = args.output or f"{stem}-trajectories.png"
         plot.trajectories(datasets, points=points, out=out)
     else:
-        if len(datasets) > 1:
-            raise InputError(
-                "STORE",
-                "give one store for a phase diagram",
-                hint="several stores are for --trajectories",
-            )
-        out = args.output or f"{stem}.png"
         plot.phase_diagram(datasets[0], x=args.x, y=args.y, out=out)
     print(f"figure: {out}")
     return 0

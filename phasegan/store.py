@@ -368,6 +368,34 @@ def check_writable(path) -> None:
         )
 
 
+def check_file_writable(path, field: str, hint: str, make_parents=True) -> None:
+    """Raise `InputError` naming ``field`` if a file could not be written at
+    ``path`` (a figure), before any work is done.
+
+    With ``make_parents`` the missing folders would be made, so the nearest
+    existing one must be writable; without, the file's own folder must exist.
+    """
+    path = Path(path).absolute()
+    if path.is_dir():
+        raise InputError(field, "is a directory, not a file", str(path), hint)
+    folder = path.parent
+    if not make_parents and not folder.is_dir():
+        raise InputError(
+            field, f"cannot be written ({folder} does not exist)", str(path), hint
+        )
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not _can_write(folder):
+        raise InputError(
+            field,
+            f"cannot be written ({folder} is not a writable directory)",
+            str(path),
+            hint,
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(field, "exists and cannot be overwritten", str(path), hint)
+
+
 def _can_write(folder: Path) -> bool:
     # Try it: os.access says yes to root on /proc, and knows nothing of
     # quotas, read-only bind mounts or root squashing on NFS.

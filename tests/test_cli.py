@@ -369,6 +369,18 @@ BAD_INPUT = [
         "AXIS=VALUE",
         "(got 'noise')",
     ),
+    (
+        "run {spec} --set figure={tmp}/file/x.png",
+        "figure",
+        "cannot be written",
+        "(got '{tmp}/file/x.png')",
+    ),
+    (
+        "plot {made} -o {tmp}/nonexistent/dir/x.png",
+        "-o",
+        "does not exist",
+        "(got '{tmp}/nonexistent/dir/x.png')",
+    ),
     ("validate {dup}", "model.tau", "given twice", None),
     ("frobnicate", "command", "invalid choice", "'frobnicate'"),
 ]
@@ -429,3 +441,13 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     if value is not None:
         assert fill(value) in line, line
     assert _snapshot(tmp_path, made.parent) == before
+
+
+def test_plot_beside_a_store_on_read_only_media_suggests_o(made, capsys, monkeypatch):
+    from phasegan import store
+
+    # Root may write anywhere, so read-only media is the write probe failing.
+    monkeypatch.setattr(store, "_can_write", lambda folder: False)
+    assert main(["plot", str(made)]) == 2
+    line = one_error_line(capsys, "figure")
+    assert "-o" in line and "cannot be written" in line
