@@ -332,6 +332,7 @@ def trajectories(datasets, *, points=None, out=None, max_points: int = 4):
     out : path, optional
         Where to save the PNG.
     """
+    _check_points(datasets, points or [])
     points = points or _one_point_per_regime(datasets[0], max_points)
     names = ("q", "P", "r")
     fig, axs = plt.subplots(
@@ -359,6 +360,20 @@ def trajectories(datasets, *, points=None, out=None, max_points: int = 4):
     if out is not None:
         fig.savefig(out, dpi=120)
     return fig
+
+
+def _check_points(datasets, points: list):
+    """Every axis a point names must be a grid axis of at least one store."""
+    known = [a for ds in datasets for a in grid_axes(ds)]
+    for point in points:
+        for axis in point:
+            if axis not in known:
+                raise InputError(
+                    "--point",
+                    f"{axis!r} is not a grid axis of the store",
+                    ",".join(f"{a}={v:g}" for a, v in point.items()),
+                    f"the store's axes are {', '.join(dict.fromkeys(known))}",
+                )
 
 
 def _one_point_per_regime(ds, max_points: int) -> list:

@@ -381,6 +381,12 @@ BAD_INPUT = [
         "does not exist",
         "(got '{tmp}/nonexistent/dir/x.png')",
     ),
+    (
+        "plot {made} --trajectories --point foo=1",
+        "--point",
+        "'foo' is not a grid axis",
+        "axes are noise, tau_gen",
+    ),
     ("validate {dup}", "model.tau", "given twice", None),
     ("frobnicate", "command", "invalid choice", "'frobnicate'"),
 ]
