@@ -263,7 +263,22 @@ def _apply_override(raw: dict, item: str):
                 f"--set {key}", f"{where} is a value, not a section", child
             )
         target = child
+    if len(parts) == 3 and parts[0] == "grid":
+        _drop_other_form(target, parts[-1])
     target[parts[-1]] = load_yaml(value, f"--set {key}")
+
+
+_RANGE_KEYS = ("start", "stop", "num", "log")
+
+
+def _drop_other_form(axis: dict, key: str):
+    """An override of an axis's form replaces that axis: setting ``values``
+    drops start/stop/num/log, setting one of those drops ``values``."""
+    if key == "values":
+        for other in _RANGE_KEYS:
+            axis.pop(other, None)
+    elif key in _RANGE_KEYS:
+        axis.pop("values", None)
 
 
 # --- validation --------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+from pathlib import Path
 
 import pytest
 from sweep_helpers import TINY, tiny_spec
@@ -82,6 +83,22 @@ def test_set_overrides_by_dotted_path(tmp_path):
     assert spec.fixed["tau"] == 0.3
     assert spec.axis("tau_gen").values == (0.1, 0.01)
     assert spec.replicas == 1
+
+
+def test_readme_set_example_replaces_a_range_axis():
+    # Regression: the README's --set grid.tau_gen.values=[0.1,1] failed on
+    # specs whose axis is start/stop/num/log ("cannot be combined with values").
+    path = Path(__file__).parents[1] / "sweeps" / "noise-vs-lr.yaml"
+    readme = read_spec(path, ["grid.tau_gen.values=[0.1,1]"])
+    assert readme.axis("tau_gen").values == (0.1, 1.0)
+    assert not readme.axis("tau_gen").log
+
+    ranged = tiny_spec(
+        "s.zarr", "grid.tau_gen.start=0.1", "grid.tau_gen.stop=1", "grid.tau_gen.num=3"
+    )
+    assert ranged.axis("tau_gen").values == (0.1, 0.55, 1.0)
+    with pytest.raises(InputError, match=r"grid\.tau_gen\.stop: is required"):
+        tiny_spec("s.zarr", "grid.tau_gen.start=0.1")
 
 
 @pytest.mark.parametrize("item", ["model.tau", "=3", "model..tau=1"])
