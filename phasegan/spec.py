@@ -328,6 +328,7 @@ def _validate(raw: dict) -> Spec:
     axes = tuple(_axis(name, spec, method) for name, spec in axes_raw.items())
     given = _given_values(model, init, sim, d, axes, method)
     _check_model_rules(given, axes, model, method, d)
+    _check_noise_forms(model, axes_raw)
     swept = {field for axis in axes for field in AXIS_FIELDS[axis.name]}
     fixed = {k: v for k, v in given.items() if k not in swept}
 
@@ -477,14 +478,7 @@ def _grid_section(grid, method: str) -> dict:
                 "is not a parameter that can be a grid axis",
                 hint=f"use one of {', '.join(AXIS_FIELDS)}",
             )
-    if "noise" in grid:
-        for other in ("noise_true", "noise_gen"):
-            if other in grid:
-                raise InputError(
-                    f"grid.{other}",
-                    "cannot be an axis beside grid.noise, which sets both noises",
-                    hint="sweep noise, or noise_true and/or noise_gen",
-                )
+    _check_noise_forms({}, grid)
     if "n" in grid and method == "ode":
         raise InputError(
             "grid.n",
@@ -492,6 +486,28 @@ def _grid_section(grid, method: str) -> dict:
             hint="sweep n with method sim or reduced",
         )
     return grid
+
+
+def _check_noise_forms(model: dict, grid: dict):
+    """``noise`` sets both noises, so it excludes ``noise_true`` and
+    ``noise_gen`` anywhere in the spec: in model, on the grid, or across them."""
+    both = [
+        f"{where}.noise"
+        for where, sec in (("model", model), ("grid", grid))
+        if "noise" in sec
+    ]
+    split = [
+        f"{where}.{key}"
+        for where, sec in (("model", model), ("grid", grid))
+        for key in ("noise_true", "noise_gen")
+        if key in sec
+    ]
+    if both and split:
+        raise InputError(
+            split[0],
+            f"cannot be given with {both[0]}, which sets both noise_true and noise_gen",
+            hint=f"remove {both[0]}, or give noise alone",
+        )
 
 
 def _axis_length(name: str, raw) -> int:

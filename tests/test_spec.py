@@ -153,7 +153,7 @@ BAD = [
     ("model.tau=-0.1", "model.tau"),
     ("model.tau_gen=-1", "model.tau_gen"),
     ("model.noise=-1", "model.noise"),
-    ("model.noise_true=-1", "model.noise_true"),
+    ("model.noise_true=-1", "model.noise_true"),  # own rule before the clash
     ("model.tau='fast'", "model.tau"),
     ("model.tau=true", "model.tau"),
     ("model.tau=.nan", "model.tau"),
@@ -193,6 +193,45 @@ def test_bad_spec_names_the_field(tmp_path, item, field):
         tiny_spec(tmp_path / "s.zarr", item)
     assert info.value.field == field, str(info.value)
     assert not (tmp_path / "s.zarr").exists()
+
+
+# Regression: model.noise beside noise_true was accepted and silently won
+# over by it. `noise` sets both noises, so it excludes the other two anywhere.
+NOISE_CLASHES = [
+    (
+        "noise: 1, noise_true: 0.3",
+        "{tau: {values: [0.5]}}",
+        "model.noise_true",
+        "model.noise",
+    ),
+    (
+        "noise: 1, noise_gen: 0.3",
+        "{tau: {values: [0.5]}}",
+        "model.noise_gen",
+        "model.noise",
+    ),
+    ("noise_gen: 0.3", "{noise: {values: [1]}}", "model.noise_gen", "grid.noise"),
+    ("noise: 1", "{noise_true: {values: [1]}}", "grid.noise_true", "model.noise"),
+    (
+        "noise_true: 1, noise_gen: 1",
+        "{noise: {values: [1]}, noise_gen: {values: [1]}}",
+        "grid.noise_gen",
+        "grid.noise",
+    ),
+]
+
+
+@pytest.mark.parametrize("model, grid, field, other", NOISE_CLASHES)
+def test_noise_excludes_noise_true_and_noise_gen(model, grid, field, other):
+    text = TINY.split("model:")[0] + (  # name and method
+        f"model: {{d: 1, lambda: 1, lambda_gen: 1, tau: 0.5, tau_gen: 0.5, {model}}}\n"
+        "init: {q0: 0.2, P0: 0.1}\ntime: {t_max: 80, samples: 40}\n"
+        f"grid: {grid}\n"
+    )
+    with pytest.raises(InputError) as info:
+        parse_spec(text)
+    assert info.value.field == field, str(info.value)
+    assert f"cannot be given with {other}" in str(info.value)
 
 
 def test_d_q0_rule_uses_d(tmp_path):
