@@ -326,21 +326,26 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _watch(path, progress, interval: float = 2.0):
+def _watch(path, progress, interval: float = 2.0, quiet_interval: float = 60.0):
     """A bar until every run is done or in a block that failed; the last
     progress read."""
     from phasegan import store
 
-    width = 40
+    # On a terminal a bar redrawn in place; into a file or a pipe, where \r
+    # would make one endless line, a plain line at a slower pace.
+    tty, width, printed = sys.stdout.isatty(), 40, None
     while True:
-        filled = int(width * progress.done / max(progress.total, 1))
-        print(
-            f"\r[{'#' * filled}{' ' * (width - filled)}] {_progress_line(progress)}   ",
-            end="",
-            flush=True,
-        )
-        if progress.done + progress.failed == progress.total:
-            print()
+        ended = progress.done + progress.failed == progress.total
+        if tty:
+            filled = int(width * progress.done / max(progress.total, 1))
+            bar = f"[{'#' * filled}{' ' * (width - filled)}]"
+            print(f"\r{bar} {_progress_line(progress)}   ", end="", flush=True)
+        elif ended or printed is None or time.monotonic() - printed >= quiet_interval:
+            print(f"progress   {_progress_line(progress)}", flush=True)
+            printed = time.monotonic()
+        if ended:
+            if tty:
+                print()
             return progress
         time.sleep(interval)
         progress = store.progress(path)

@@ -30,6 +30,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,7 +197,8 @@ def run(
     overwrite : bool
         Replace a store made by another spec (or start this one afresh).
     show_progress : bool
-        Draw a progress bar on stdout while the blocks run.
+        Draw a progress bar on stderr while the blocks run, if it is a
+        terminal.
     """
     start = time.perf_counter()
     todo = plan(spec, overwrite=overwrite)
@@ -320,7 +322,7 @@ def _compute_locally(spec, todo, scheduler, workers, show_progress) -> list:
     from dask.diagnostics import ProgressBar
 
     log.info("computing %d blocks on Dask's %s scheduler", len(todo.todo), scheduler)
-    bar = ProgressBar() if show_progress else _NoBar()
+    bar = ProgressBar(out=sys.stderr) if _bar_wanted(show_progress) else _NoBar()
     with bar:
         (stats,) = dask.compute(
             _tasks(spec, todo), scheduler=scheduler, num_workers=workers
@@ -339,7 +341,7 @@ def _compute_on(client, spec, todo, show_progress) -> list:
     # holds no finished results, so one that reaches its lifetime (batch
     # jobs) can leave at once without handing anything over.
     stats = []
-    bar = _Bar(len(futures)) if show_progress else None
+    bar = _Bar(len(futures)) if _bar_wanted(show_progress) else None
     for future in as_completed(futures):
         if future.status == "finished":
             stats.append(future.result())
@@ -353,11 +355,19 @@ def _compute_on(client, spec, todo, show_progress) -> list:
     return stats
 
 
-class _Bar:
-    """A one-line text progress bar over the blocks, on stdout."""
+def _bar_wanted(show_progress: bool) -> bool:
+    # A bar redraws one line with \r: in a log file or a pipe it becomes one
+    # endless line, so it is drawn only on a terminal (stderr: stdout is for
+    # the results table, which may be redirected).
+    return show_progress and sys.stderr.isatty()
 
-    def __init__(self, total: int, width: int = 40):
+
+class _Bar:
+    """A one-line text progress bar over the blocks, on ``out`` (stderr)."""
+
+    def __init__(self, total: int, width: int = 40, out=None):
         self.total, self.width, self.done = total, width, 0
+        self.out = out or sys.stderr
         self.start = time.perf_counter()
         self._draw()
 
@@ -365,7 +375,7 @@ class _Bar:
         self.done += 1
         self._draw()
         if self.done == self.total:
-            print(flush=True)
+            print(file=self.out, flush=True)
 
     def _draw(self):
         filled = self.width * self.done // max(self.total, 1)
@@ -374,6 +384,7 @@ class _Bar:
             f"\r[{'#' * filled}{' ' * (self.width - filled)}] "
             f"{self.done}/{self.total} blocks, {elapsed:.0f} s",
             end="",
+            file=self.out,
             flush=True,
         )
 

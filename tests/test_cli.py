@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import subprocess
@@ -457,3 +458,40 @@ def test_plot_beside_a_store_on_read_only_media_suggests_o(made, capsys, monkeyp
     assert main(["plot", str(made)]) == 2
     line = one_error_line(capsys, "figure")
     assert "-o" in line and "cannot be written" in line
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal_stderr(spec_file, capsys, monkeypatch):
+    # Regression: the bar went to stdout even into a log file, as one long
+    # line of \r-joined bars.
+    run = ["run", str(spec_file), "--scheduler", "sync", "--no-plot"]
+    assert main(run) == 0
+    captured = capsys.readouterr()
+    assert "\r" not in captured.out + captured.err
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main([*run, "--overwrite"]) == 0
+    assert "\r" not in capsys.readouterr().out
+    assert "\r[" in terminal.getvalue()
+
+
+def test_engine_bar_draws_on_its_stream():
+    from phasegan.engine import _Bar
+
+    out = io.StringIO()
+    bar = _Bar(2, width=4, out=out)
+    bar.step()
+    bar.step()
+    assert out.getvalue().endswith("\r[####] 2/2 blocks, 0 s\n")
+
+
+def test_status_watch_into_a_file_prints_lines(made, capsys):
+    assert main(["status", str(made), "--watch"]) == 0
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    assert out.splitlines()[-1].startswith("progress   15 / 15 (100%), complete")
