@@ -303,15 +303,20 @@ def _progress_line(progress) -> str:
     line = f"{progress.done} / {progress.total} ({share:.0%})"
     if progress.complete:
         return line + ", complete"
-    if progress.rate:
+    stalled = progress.stalled()
+    if progress.rate and not stalled:  # a stopped sweep has no rate, no ETA
         line += f", {progress.rate:.2g} per s"
     eta = progress.eta
-    line += f", ETA {_duration(eta)}" if eta is not None else ", ETA unknown"
+    if not stalled:
+        line += f", ETA {_duration(eta)}" if eta is not None else ", ETA unknown"
     if progress.last_write is not None:
         idle = time.time() - progress.last_write
         line += f", last write {_duration(idle)} ago"
-    if progress.stalled():
-        line += " - looks STALLED: is a client or a detached run still going?"
+    if stalled:
+        line += (
+            " - looks STALLED or STOPPED (cancelled or interrupted?): is a "
+            "client or a detached run still going?"
+        )
     return line
 
 

@@ -594,9 +594,10 @@ class Progress:
     def complete(self) -> bool:
         return self.done == self.total
 
-    def stalled(self, patience: float = 300.0) -> bool:
-        """Incomplete, and no block written for ``patience`` seconds (or ten
-        times the recent time per block, if longer)."""
+    def stalled(self, patience: float = 60.0) -> bool:
+        """Incomplete, and no block written for ``patience`` seconds (or five
+        times the recent interval between writes, if longer): the sweep looks
+        stopped (a cancel, Ctrl-C, a dead cluster), and its rate is history."""
         if self.complete:
             return False
         last = self.last_write
@@ -605,15 +606,15 @@ class Progress:
             last = created.timestamp()
         if self.rate:
             per_block = self.done / max(self.blocks_written, 1) / self.rate
-            patience = max(patience, 10 * per_block)
+            patience = max(patience, 5 * per_block)
         return time.time() - last > patience
 
     @property
     def eta(self) -> float | None:
-        """Seconds left at the recent rate, None when unknown."""
+        """Seconds left at the recent rate, None when unknown or stalled."""
         if self.complete:
             return 0.0
-        if not self.rate:
+        if not self.rate or self.stalled():
             return None
         return (self.total - self.done) / self.rate
 

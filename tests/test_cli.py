@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 
 import pytest
 from sweep_helpers import TINY, store_files, tiny_spec
@@ -495,3 +496,34 @@ def test_status_watch_into_a_file_prints_lines(made, capsys):
     out = capsys.readouterr().out
     assert "\r" not in out
     assert out.splitlines()[-1].startswith("progress   15 / 15 (100%), complete")
+
+
+def _partial(idle: float, seconds_per_block: float = 1.0):
+    from phasegan.store import Progress
+
+    return Progress(
+        done=5,
+        total=15,
+        counts={"converged": 5},
+        attrs={"created": "2026-01-01T00:00:00+00:00"},
+        rate=1.0 / seconds_per_block,  # one run per block here
+        last_write=time.time() - idle,
+        blocks_written=5,
+    )
+
+
+def test_status_of_a_stopped_sweep_drops_rate_and_eta():
+    # Regression: after Ctrl-C or cancel, status kept a rate and an ETA.
+    from phasegan.cli import _progress_line
+
+    running = _progress_line(_partial(idle=2))
+    assert "per s" in running and "ETA 10 s" in running and "STALLED" not in running
+
+    stopped = _progress_line(_partial(idle=120))  # past the 60 s minimum
+    assert "STALLED or STOPPED" in stopped
+    assert "ETA" not in stopped and "per s" not in stopped
+    assert _partial(idle=120).eta is None
+
+    # Slow blocks: patience is five intervals between writes, past the minimum.
+    assert not _partial(idle=400, seconds_per_block=100).stalled()
+    assert _partial(idle=600, seconds_per_block=100).stalled()
