@@ -440,7 +440,16 @@ def _validate(args) -> int:
         f"cost       {_about(cost)} of CPU time, {_about(cost / cores)} on "
         f"{cores} cores (a rough model of the kernels, not of start-up)"
     )
+    if cost > _WEEK:
+        print(
+            f"phasegan: warning: cost: {_about(cost)} of CPU time is more than a "
+            "week; check time.t_max, sim.n and the grid before running it",
+            file=sys.stderr,
+        )
     return 0
+
+
+_WEEK = 7 * 24 * 3600.0
 
 
 def _about(seconds: float) -> str:

@@ -86,6 +86,15 @@ MAX_BLOCKS = 100_000
 #: and the trajectories made from them, ``S`` included), over the ~200 MB of
 #: a worker's libraries: a worker stays under 1 GB whatever the grid.
 MAX_BLOCK_BYTES = 128 * 2**20
+#: Memory one full simulation (method sim) may hold in a worker: its state
+#: ``U, V, w`` is (2d + 1) n floats, and the random start (a Gaussian matrix
+#: and its QR frame) holds two more of that size at its peak.
+MAX_SIM_RUN_BYTES = 2**30
+
+
+def sim_run_bytes(d: int, n: int) -> int:
+    """Peak bytes of one full simulation's state at dimension ``n``."""
+    return 3 * (2 * d + 1) * n * 8
 
 
 @dataclass(frozen=True)
@@ -329,6 +338,8 @@ def _validate(raw: dict) -> Spec:
     given = _given_values(model, init, sim, d, axes, method)
     _check_model_rules(given, axes, model, method, d)
     _check_noise_forms(model, axes_raw)
+    if method == "sim":
+        _check_sim_memory(given, axes, d)
     swept = {field for axis in axes for field in AXIS_FIELDS[axis.name]}
     fixed = {k: v for k, v in given.items() if k not in swept}
 
@@ -507,6 +518,21 @@ def _check_noise_forms(model: dict, grid: dict):
             split[0],
             f"cannot be given with {both[0]}, which sets both noise_true and noise_gen",
             hint=f"remove {both[0]}, or give noise alone",
+        )
+
+
+def _check_sim_memory(given: dict, axes: tuple, d: int):
+    n_axis = [axis for axis in axes if axis.name == "n"]
+    field, n = ("grid.n", max(n_axis[0].values)) if n_axis else ("sim.n", given["n"])
+    need = sim_run_bytes(d, n)
+    if need > MAX_SIM_RUN_BYTES:
+        largest = MAX_SIM_RUN_BYTES // (3 * (2 * d + 1) * 8)
+        raise InputError(
+            field,
+            f"needs {need / 2**30:,.1f} GiB per simulation run (3 (2d + 1) n "
+            f"floats), more than a worker's {MAX_SIM_RUN_BYTES / 2**30:.0f} GiB",
+            n,
+            f"use n <= {largest:,} for d = {d}, or method reduced",
         )
 
 

@@ -36,6 +36,14 @@ def test_validate_prints_size_and_cost(spec_file, capsys):
     assert "CPU time" in out
 
 
+def test_validate_warns_of_more_than_a_week(spec_file, capsys):
+    assert main(["validate", str(spec_file), "--set", "time.t_max=1e12"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("phasegan: warning: cost: "), err
+    assert main(["validate", str(spec_file)]) == 0
+    assert capsys.readouterr().err == ""
+
+
 # Input errors that reach the command line: exit 2, one line naming the field,
 # and no store created.
 CASES = [

@@ -234,6 +234,23 @@ def test_noise_excludes_noise_true_and_noise_gen(model, grid, field, other):
     assert f"cannot be given with {other}" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "items, field",
+    [
+        (["sim={n: 2000000000, seeds: 2}"], "sim.n"),
+        (["sim={n: 100, seeds: 2}", "grid.n.values=[100, 2000000000]"], "grid.n"),
+    ],
+)
+def test_a_simulation_must_fit_a_worker(items, field):
+    # Regression: n = 2e9 was accepted, a 16 GB vector per run.
+    with pytest.raises(InputError) as info:
+        tiny_spec("s.zarr", "method=sim", *items)
+    assert info.value.field == field
+    assert "GiB per simulation run" in str(info.value)
+    # The exact reduced simulation holds no n-vectors.
+    tiny_spec("s.zarr", "method=reduced", *items)
+
+
 def test_d_q0_rule_uses_d(tmp_path):
     # 2 * 0.75^2 = 1.125 >= 1: breaks d q0^2 < 1 for d = 2 but not for d = 1.
     tiny_spec(tmp_path / "a.zarr", "init.q0=0.75")
