@@ -132,6 +132,31 @@ def _sweep(text: str, workers: int, folder: Path, tag: str) -> dict:
     }
 
 
+def _largest_block(folder: Path) -> dict:
+    """Peak memory of a fresh worker computing the largest block a grid can get.
+
+    A million short runs: blocks are then held to `spec.MAX_BLOCK_BYTES` of
+    trajectories, the most any grid gets, and one of them is computed.
+    """
+    from phasegan import engine
+    from phasegan.task import compute_block
+
+    text = MEMORY_SPEC.format(store="{store}", noise=1000, tau_gen=1000)
+    text = text.replace("t_max: 300", "t_max: 30")
+    spec = phasegan.parse_spec(text.replace("{store}", str(folder / "big.zarr")))
+    plan = engine.plan(spec)
+    engine.apply(spec, plan)
+    chunks = plan.grid.chunks
+    with _cluster(1) as cluster, Client(cluster) as client:
+        client.run(_first_calls)
+        stats = client.submit(
+            compute_block, spec, str(Path(spec.store).resolve()), chunks, 0
+        ).result()
+        (peak,) = client.run(_peak_rss_mb).values()
+    points = stats.get("points", 0)
+    return {"points": points, "mib": points * spec.run_bytes / 2**20, "peak": peak}
+
+
 def _fresh_worker_first_calls(cache: str) -> dict:
     """First call of every method on one fresh worker, numba caching in ``cache``."""
     previous = os.environ.get("NUMBA_CACHE_DIR")
@@ -175,8 +200,9 @@ def run(quick: bool = False) -> list[dict]:
         folder = Path(tmp)
         rows += _numba_rows(folder)
 
-        # About 2 minutes of kernel time at ~5-7 ms per d = 2 point (~20 s quick).
-        size = {"noise": 30 if quick else 60, "tau_gen": 100 if quick else 300}
+        # About 2 minutes of kernel time at ~3.5-5 ms per d = 2 point (~15 s
+        # quick).
+        size = {"noise": 30 if quick else 120, "tau_gen": 100 if quick else 300}
         text = OVERHEAD_SPEC.format(store="{store}", **size)
         two = _sweep(text, 2, folder, "two")
         one = _sweep(text, 1, folder, "one")
@@ -229,6 +255,7 @@ def run(quick: bool = False) -> list[dict]:
         small = {"noise": big["noise"] // 10, "tau_gen": big["tau_gen"]}
         memory = _sweep(MEMORY_SPEC.format(store="{store}", **big), 2, folder, "mem")
         tenth = _sweep(MEMORY_SPEC.format(store="{store}", **small), 2, folder, "m10")
+        largest = _largest_block(folder)
         rows.append(
             {
                 "row": f"memory, {memory['points']}-point sweep with trajectories",
@@ -238,7 +265,9 @@ def run(quick: bool = False) -> list[dict]:
                 "target": "peak per worker < 1 GB",
                 "note": f"MB peak RSS of the largest worker; {memory['blocks']} "
                 f"blocks, wall {memory['wall']:.0f} s; at {tenth['points']} points "
-                f"({tenth['blocks']} blocks): {tenth['peak_mb']:.0f} MB",
+                f"({tenth['blocks']} blocks): {tenth['peak_mb']:.0f} MB; the largest "
+                f"block of any grid ({largest['points']} runs, "
+                f"{largest['mib']:.0f} MiB of trajectories): {largest['peak']:.0f} MB",
             }
         )
         for sweep in (two, one, memory, tenth):
