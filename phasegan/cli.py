@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from phasegan.errors import InputError
+from phasegan.errors import InputError, PhaseganError
 
 log = logging.getLogger("phasegan")
 
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Phase diagrams of GAN training in a solvable model, "
         "swept on Dask and stored in Zarr.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -125,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from phasegan import __version__
+
+    return __version__
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -137,26 +144,28 @@ def _positive(text: str) -> int:
 
 def main(argv=None) -> int:
     """Entry point of the ``phasegan`` command; returns the exit status."""
-    verbose = False
+    verbose, command = False, None
     try:
         args = build_parser().parse_args(argv)
-        verbose = args.verbose
+        verbose, command = args.verbose, args.command
         _configure_logging(verbose)
         return _COMMANDS[args.command](args)
     except InputError as exc:
         print(f"phasegan: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "phasegan: interrupted; run the same command again to resume",
-            file=sys.stderr,
-        )
+        # Only a run has work to resume; status --watch or plot just stop.
+        again = "; run the same command again to resume" if command == "run" else ""
+        print(f"phasegan: interrupted{again}", file=sys.stderr)
         return 1
     except Exception as exc:
         if verbose:
             log.exception("failed")
+        # Our own errors are written for the user; a class name helps only
+        # with one from elsewhere (KeyError: 'x').
+        what = "" if isinstance(exc, PhaseganError) else f"{type(exc).__name__}: "
         print(
-            f"phasegan: error: {type(exc).__name__}: {exc}"
+            f"phasegan: error: {what}{exc}"
             + ("" if verbose else " (--verbose for the traceback)"),
             file=sys.stderr,
         )
@@ -361,7 +370,10 @@ def _cancel(args) -> int:
 
     pending = engine.cancel(args.store, scheduler=args.scheduler)
     print(f"cancelled: {pending} blocks were not complete in {args.store}")
-    print(f"resume:    phasegan run SPEC --store {args.store}")
+    print(
+        f"resume:    phasegan run SPEC --store {args.store}  (the same spec and "
+        "the same --set overrides that made the store)"
+    )
     return 0
 
 

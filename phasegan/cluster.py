@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import re
+import socket
 
 import dask.config
 from distributed import Client, LocalCluster
@@ -102,6 +103,7 @@ def _remote(address):
         )
 
     timeout = dask.config.get("distributed.comm.timeouts.connect")
+    _refuse_fast(address)
     log.info("connecting to the Dask scheduler at %s", address)
     try:
         client = Client(address, timeout=timeout)
@@ -115,6 +117,32 @@ def _remote(address):
         yield client
 
 
+def _refuse_fast(address: str, probe_seconds: float = 5.0):
+    """Fail at once when nothing listens at ``address``.
+
+    distributed retries a refused connection until its connect timeout (30 s
+    by default) and has no shorter timeout for the first attempt, so one
+    plain TCP connection is tried first: "refused" is final. Anything else
+    (a slow or filtered network) is left to distributed's own retries.
+    """
+    from distributed.comm import parse_address, parse_host_port
+
+    scheme, location = parse_address(address)
+    if scheme not in ("tcp", "tls"):
+        return
+    host, port = parse_host_port(location)
+    try:
+        socket.create_connection((host, port), timeout=probe_seconds).close()
+    except ConnectionRefusedError:
+        raise PhaseganError(
+            f"could not reach the Dask scheduler at {address}: connection "
+            "refused (nothing listens on that port); check that `dask "
+            "scheduler` runs there and that the address and port match"
+        ) from None
+    except OSError:
+        pass
+
+
 def security_from_config():
     """TLS settings from the Dask config (``distributed.comm.tls``), if any."""
     from distributed.security import Security
@@ -123,5 +151,3 @@ def security_from_config():
     if security.require_encryption or security.tls_ca_file:
         return security
     return None
-
-

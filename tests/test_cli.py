@@ -363,6 +363,9 @@ BAD_INPUT = [
         "(got '127.0.0.1')",
     ),
     ("run {spec} --cluster lsf", "--cluster", "slurm", "(got 'lsf')"),
+    # one line, no log line before it
+    ("run {spec} --scheduler bogus", "--scheduler", "tcp://HOST:PORT", "'bogus'"),
+    ("run {spec} --cluster foo", "--cluster", "slurm", "(got 'foo')"),
     ("run {tmp}/none.yaml", "SPEC", "not found", "(got '{tmp}/none.yaml')"),
     ("cancel {made}", "--scheduler", "is required", None),
     (
@@ -535,3 +538,50 @@ def test_status_of_a_stopped_sweep_drops_rate_and_eta():
     # Slow blocks: patience is five intervals between writes, past the minimum.
     assert not _partial(idle=400, seconds_per_block=100).stalled()
     assert _partial(idle=600, seconds_per_block=100).stalled()
+
+
+def test_refused_scheduler_fails_fast_in_one_plain_line(spec_file, capsys):
+    # Regression: 30 s of retries, then "PhaseganError: ..." on stderr.
+    import socket
+
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = "tcp://127.0.0.1:%d" % probe.getsockname()[1]
+    start = time.monotonic()
+    assert main(["run", str(spec_file), "--scheduler", address]) == 1
+    assert time.monotonic() - start < 10
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(
+        f"phasegan: error: could not reach the Dask scheduler at {address}: connection refused"
+    ), err
+    assert "PhaseganError" not in err[-1]
+
+
+def test_version(capsys):
+    from phasegan import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"phasegan {__version__}"
+
+
+def test_interrupted_watch_has_nothing_to_resume(made, capsys, monkeypatch):
+    from phasegan import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_watch", interrupted)
+    assert main(["status", str(made), "--watch"]) == 1
+    assert capsys.readouterr().err == "phasegan: interrupted\n"
+
+
+def test_cancel_says_how_to_resume(made, capsys, monkeypatch):
+    from phasegan import engine
+
+    monkeypatch.setattr(engine, "cancel", lambda path, scheduler: 3)
+    assert main(["cancel", str(made), "--scheduler", "tcp://127.0.0.1:8786"]) == 0
+    out = capsys.readouterr().out
+    assert f"phasegan run SPEC --store {made}" in out
+    assert "the same spec and the same --set overrides" in out
