@@ -349,14 +349,15 @@ def trajectories(datasets, *, points=None, out=None, max_points: int = 4):
             cell, label = _select(ds, point)
             titles.append(f"{ds.attrs.get('method')}: {label}")
             for col, name in enumerate(names):
-                _draw_series(axs[row][col], cell, name, "seed" in ds.dims)
+                _draw_series(axs[row][col], cell, name, "seed" in ds.dims, row == 0)
         where = ", ".join(f"{a} = {v:.3g}" for a, v in point.items())
         axs[row][0].set_title(f"{where}  ({'; '.join(titles)})", loc="left", fontsize=9)
         for col, name in enumerate(names):
             axs[row][col].set_ylabel(name)
     for col in range(3):
         axs[-1][col].set_xlabel("time t")
-    fig.suptitle("order parameters: ODE lines, simulation dots")
+        axs[0][col].legend(loc="best", fontsize=7, ncol=2)
+    fig.suptitle(_trajectory_title(datasets))
     if out is not None:
         fig.savefig(out, dpi=120)
     return fig
@@ -405,15 +406,33 @@ def _select(ds, point: dict):
     return cell, common + share
 
 
-def _draw_series(ax, cell, name: str, dots: bool):
+def _trajectory_title(datasets) -> str:
+    kinds = {"seed" in ds.dims for ds in datasets}
+    if kinds == {True, False}:
+        return "order parameters: ODE lines, simulation dots (one per seed)"
+    if kinds == {True}:
+        return "order parameters: simulation, one dot per seed and sample"
+    return "order parameters: ODE"
+
+
+def _component_names(name: str, data, tail: list) -> list:
+    """``q_0``, ``P_01``, ``r_1``...: one per flattened component, in order."""
+    indices = np.ndindex(*(data.sizes[d] for d in tail))
+    return [f"{name}_{''.join(map(str, index))}" for index in indices]
+
+
+def _draw_series(ax, cell, name: str, dots: bool, legend: bool = False):
     data = cell[name]
     times = cell["time"].values
     tail = [d for d in data.dims if d not in ("time", "seed")]
     values = data.transpose(*(["seed"] if dots else []), "time", *tail).values
     values = values.reshape(values.shape[: 2 if dots else 1] + (-1,))
+    labels = _component_names(name, data, tail)
     step = max(1, len(times) // 80)
     for component in range(values.shape[-1]):
         colour = f"C{component}"
+        # One legend entry per component and kind; "_" hides the others.
+        label = labels[component] if legend else "_"
         if dots:
             for seed in range(values.shape[0]):
                 ax.plot(
@@ -423,8 +442,15 @@ def _draw_series(ax, cell, name: str, dots: bool):
                     color=colour,
                     markersize=3,
                     alpha=0.45,
+                    label=f"{label} (sim)" if seed == 0 and legend else "_",
                 )
         else:  # the ODE on top of any dots
             ax.plot(
-                times, values[:, component], "-", color=colour, linewidth=1.4, zorder=3
+                times,
+                values[:, component],
+                "-",
+                color=colour,
+                linewidth=1.4,
+                zorder=3,
+                label=label,
             )

@@ -96,3 +96,22 @@ def test_boundaries_lie_on_the_analytic_zero_levels(tmp_path):
         # Contouring interpolates linearly between the 400 x 400 samples of a
         # smooth function whose values span O(1): errors are O(1e-4).
         assert np.abs(value).max() < 1e-3
+
+
+@pytest.mark.parametrize("method", ["ode", "sim"])
+def test_trajectories_have_a_legend_and_an_honest_title(tmp_path, method):
+    # Regression: no legend (which line is P_00, which P_01?), and "simulation
+    # dots" in the title of an ODE-only figure.
+    extra = ["method=sim", "sim={n: 100, seeds: 2}"] if method == "sim" else []
+    spec = tiny_spec(tmp_path / "s.zarr", "model.d=2", *extra)
+    shape = spec.shape + ((spec.replicas,) if spec.simulation else ())
+    ds = labelled_store(spec, np.zeros(shape, dtype=np.int8))
+
+    fig = plot.trajectories([ds], points=[{"noise": 0.2, "tau_gen": 0.05}])
+    first = fig.axes[:3]  # the first row: q, P, r
+    names = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in first]
+    suffix = " (sim)" if method == "sim" else ""
+    assert names[1] == [f"P_{i}{j}{suffix}" for i in range(2) for j in range(2)]
+    assert names[0] == [f"q_{i}{suffix}" for i in range(2)]
+    title = fig._suptitle.get_text()
+    assert ("dot" in title) == (method == "sim"), title
