@@ -546,14 +546,13 @@ def test_refused_scheduler_fails_fast_in_one_plain_line(spec_file, capsys):
 
     with socket.socket() as probe:  # a port that nothing listens on
         probe.bind(("127.0.0.1", 0))
-        address = "tcp://127.0.0.1:%d" % probe.getsockname()[1]
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
     start = time.monotonic()
     assert main(["run", str(spec_file), "--scheduler", address]) == 1
     assert time.monotonic() - start < 10
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith(
-        f"phasegan: error: could not reach the Dask scheduler at {address}: connection refused"
-    ), err
+    refused = f"could not reach the Dask scheduler at {address}: connection refused"
+    assert err[-1].startswith(f"phasegan: error: {refused}"), err
     assert "PhaseganError" not in err[-1]
 
 
