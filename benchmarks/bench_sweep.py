@@ -18,6 +18,7 @@ import os
 import resource
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from distributed import Client, LocalCluster
@@ -86,6 +87,9 @@ def _kernel_loads() -> tuple:
 
 
 def _cluster(workers: int) -> LocalCluster:
+    # Without a dashboard the scheduler still serves its health routes, on
+    # port 8787 if free: another cluster on the machine only moves them.
+    warnings.filterwarnings("ignore", message="Port 8787 is already in use")
     return LocalCluster(
         n_workers=workers,
         threads_per_worker=1,

@@ -182,6 +182,11 @@ def classify(
     # a large block is classified a slice of points at a time, so the
     # memory it needs does not grow with the block.
     B, R, T, d = traj.q.shape
+    if params is not None and (params.size != B or params.d != d):
+        raise ValueError(
+            f"params has {params.size} points with d = {params.d}; the "
+            f"trajectories have {B} with d = {d}"
+        )
     components = 2 * d + d * d + d * (d - 1) // 2
     step = max(1, CHUNK_BYTES // (R * T * components * 8))
     if B <= step:
@@ -289,11 +294,6 @@ def _classify(traj: Trajectories, recovery: float, n, params) -> Classification:
 
 def _end_growth(traj: Trajectories, params: Parameters, which) -> np.ndarray:
     """Largest real part of the Jacobian's eigenvalues at each end state."""
-    if params.size != traj.points or params.d != traj.d:
-        raise ValueError(
-            f"params has {params.size} points with d = {params.d}; the "
-            f"trajectories have {traj.points} with d = {traj.d}"
-        )
     points, replicas = np.nonzero(which)
     growth = np.full(which.shape, np.nan)
     states = end_states(traj)[points, replicas]
