@@ -1,6 +1,6 @@
 """Measure every row of the performance table in one run and print the ratios.
 
-    python benchmarks/run.py            # the full table (about 15 minutes)
+    python benchmarks/run.py            # the full table (about 6 to 10 minutes)
     python benchmarks/run.py --quick    # smaller sizes, a few minutes
     python benchmarks/run.py --only ode # one group: ode, simulation, sweep
 
