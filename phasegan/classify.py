@@ -12,7 +12,9 @@ The rules, in the order `classify` applies them to each run:
    not mistaken for an oscillation.
 3. The *trend* is the amplitude ratio from one window to the next, fitted by
    least squares on the logarithm over all windows. A run is ``oscillating``
-   when its last amplitude is above the floor and it is not decaying:
+   when its last amplitude is above the floor, the last half shows at least
+   `MIN_CYCLES` cycles about its straight line (a slow bending drift is not
+   a cycle), and it is not decaying:
    decaying means the fitted ratio is below ``1 - DECAY`` *and* the ratio of
    the last two windows is below ``1 - DECAY / 2`` (so an oscillation that
    settles onto a limit cycle from above, whose decay stalls, still counts as
@@ -34,10 +36,13 @@ wobble stays below it is judged by its overlaps.
 
 Limits: samples must be evenly spaced; an oscillation with a period shorter
 than two sample intervals is aliased (its period is reported wrong, and it
-may look like noise); one with a period longer than a window looks like a
-drift, not an oscillation; a decay slower than ``DECAY`` per window (for the
-default 600 samples over ``t_max``: slower than about ``0.4 / t_max``) cannot
-be told from a persistent oscillation and counts as one.
+may look like noise); one with fewer than `MIN_CYCLES` periods in the last
+half of the run counts as a drift, not an oscillation, and is labelled by
+where it is at the end (a run still drifting at ``t_max`` may settle
+elsewhere later: integrate longer to tell); a decay slower than ``DECAY``
+per window (for the default 600 samples over ``t_max``: slower than about
+``0.4 / t_max``) cannot be told from a persistent oscillation and counts as
+one.
 """
 
 from __future__ import annotations
@@ -59,6 +64,11 @@ NOT_COMPUTED = -1
 WINDOWS = 4
 #: Fitted decay per window needed to call an oscillation decaying.
 DECAY = 0.05
+#: Whole cycles an oscillation must show in the last half of the run: its
+#: strongest component, less a straight line, changes sign at least twice per
+#: cycle. A slow approach that bends leaves a curved residual about each
+#: window's line, but crosses the half's line at most twice: a drift.
+MIN_CYCLES = 2
 #: ODE amplitude floor: far above the integration error (about 1e-6 at the
 #: default tolerances), far below the oscillations of the model (1e-2 to 1).
 ODE_FLOOR = 1e-4
@@ -248,14 +258,16 @@ def _classify(traj: Trajectories, recovery: float, n, params) -> Classification:
 
         floor = _floor(n, B, R)
         decaying = (ratio < 1 - DECAY) & (last_ratio < 1 - DECAY / 2)
-        oscillating = (amplitude > floor) & ~decaying
+        span = length * windows
+        period = _period(state, times, span)
+        period = np.where(amplitude > floor, period, np.nan)
+        cycling = _sign_changes(state, times, span) >= 2 * MIN_CYCLES
+        oscillating = (amplitude > floor) & ~decaying & cycling
 
         # Recovered features from the final overlaps.
         P_end, q_end = _final_overlaps(traj, length, simulated=n is not None)
         P_final = np.abs(P_end).max(axis=-1)
         recovered = (P_final >= recovery).sum(axis=-1)
-        period = _period(state, times, length * windows)
-        period = np.where(amplitude > floor, period, np.nan)
 
     label = np.full((B, R), FAILED, dtype=np.int8)
     label[recovered == d] = CONVERGED
@@ -385,6 +397,24 @@ def _final_overlaps(traj: Trajectories, length: int, *, simulated: bool):
     return traj.P[:, :, -length:].mean(axis=2), traj.q[:, :, -length:].mean(axis=2)
 
 
+def _detrended(state, times, span: int) -> np.ndarray:
+    """The last ``span`` samples less a straight line per component."""
+    x = state[:, :, -span:]
+    t = times[-span:]
+    t = t - t.mean()
+    x = x - x.mean(axis=2, keepdims=True)
+    slope = np.einsum("t,brtc->brc", t, x) / max(t @ t, np.finfo(float).tiny)
+    return x - slope[:, :, None] * t[:, None]
+
+
+def _sign_changes(state, times, span: int) -> np.ndarray:
+    """Sign changes about its line of the strongest component, (B, R)."""
+    x = _detrended(state, times, span)
+    strongest = np.argmax((x**2).sum(axis=2), axis=-1)
+    x = np.take_along_axis(x, strongest[:, :, None, None], axis=-1)[..., 0]
+    return (np.diff(np.signbit(x), axis=-1)).sum(axis=-1)
+
+
 def _period(state, times, span: int) -> np.ndarray:
     """Period of the strongest component over the last ``span`` samples.
 
@@ -392,12 +422,7 @@ def _period(state, times, span: int) -> np.ndarray:
     refined by a parabola through the three highest bins. (B, R); NaN where
     there is no peak away from zero frequency.
     """
-    x = state[:, :, -span:]
-    t = times[-span:]
-    t = t - t.mean()
-    x = x - x.mean(axis=2, keepdims=True)
-    slope = np.einsum("t,brtc->brc", t, x) / max(t @ t, np.finfo(float).tiny)
-    x = x - slope[:, :, None] * t[:, None]
+    x = _detrended(state, times, span)
     strongest = np.argmax((x**2).sum(axis=2), axis=-1)
     x = np.take_along_axis(x, strongest[:, :, None, None], axis=-1)[..., 0]
 

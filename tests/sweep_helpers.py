@@ -11,16 +11,17 @@ import xarray as xr
 from phasegan.spec import parse_spec
 
 #: A 5 x 3 ODE grid that crosses all three d = 1 regimes in well under a second
-#: of kernel time.
+#: of kernel time; long enough (t_max = 200) that the oscillating point shows
+#: several cycles in the last half, as the classifier requires.
 TINY = """\
 name: tiny
 method: ode
 model: {d: 1, lambda: 1.0, lambda_gen: 1.0, noise: 1.0, tau: 0.5, tau_gen: 0.5}
 init: {q0: 0.2, P0: 0.1}
-time: {t_max: 80, samples: 40}
+time: {t_max: 200, samples: 100}
 classify: {recovery: 0.5}
 grid:
-  noise: {start: 0.2, stop: 2.0, num: 5}
+  noise: {start: 0.4, stop: 2.0, num: 5}
   tau_gen: {values: [0.05, 0.5, 2.0]}
 """
 

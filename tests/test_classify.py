@@ -227,6 +227,41 @@ def test_trend_rules_on_synthetic_envelopes():
     np.testing.assert_allclose(period, 37.0, rtol=0.01)
 
 
+def test_slow_bending_drift_is_not_an_oscillation():
+    # Regression: near the failure line with a slow generator (tau_gen = 0.01)
+    # the ODE is still creeping towards the line q = r = 0 at t_max = 3000.
+    # The curve left a curved residual about each window's straight line and
+    # was called oscillating, though section 6 puts these points on the
+    # stable side (trace J < 0, a < tau lambda) and nothing there cycles.
+    params = Parameters.stack(
+        [
+            Parameters.single(noise=noise, tau=0.5, tau_gen=tau_gen)
+            for noise, tau_gen in [(1.25, 0.01), (1.3, 0.01), (1.37, 0.0316)]
+        ]
+    )
+    assert (trace_on_line(params) < 0).all() and (failure_margin(params) > 0).all()
+    traj = ode.solve(params, np.linspace(0, 3000, 600))
+    assert (classify(traj, params=params).label[:, 0] != OSCILLATING).all()
+
+    # The same shape, synthetic: a slow exponential approach with a bend,
+    # against three quarters of a cycle in the last half (too few to tell from a
+    # drift) and eight (an oscillation, two whole cycles in every window).
+    times = np.linspace(0, 3000, 600)
+    curves = [
+        0.2 + 0.3 * np.exp(-times / 2500),
+        0.3 + 0.1 * np.sin(2 * np.pi * times / 2000),
+        0.3 + 0.1 * np.sin(2 * np.pi * times / 180),
+    ]
+    synthetic = Trajectories.empty(len(curves), 1, times, 1)
+    for b, curve in enumerate(curves):
+        synthetic.q[b, 0, :, 0] = curve - 0.2
+        synthetic.P[b, 0, :, 0, 0] = curve
+        synthetic.r[b, 0, :, 0] = 0.0
+        synthetic.S[b, 0] = 1.0
+    labels = classify(synthetic).label[:, 0].tolist()
+    assert labels == [FAILED, FAILED, OSCILLATING]
+
+
 def test_failed_runs_are_errors_with_empty_diagnostics():
     params = Parameters.stack(
         [Parameters.single(noise=0.7), Parameters.single(noise=1.2)]

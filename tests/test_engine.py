@@ -115,7 +115,8 @@ def test_a_point_that_raises_is_data(tmp_path, monkeypatch):
         return solve(params, times, options)
 
     monkeypatch.setattr(task, "get_method", lambda name: fragile)
-    spec = tiny_spec(tmp_path / "s.zarr", "grid.noise.num=3", "grid.noise.stop=2.0")
+    axis = ("grid.noise.num=3", "grid.noise.start=0.2", "grid.noise.stop=2.0")
+    spec = tiny_spec(tmp_path / "s.zarr", *axis)
     assert bad_noise in spec.axis("noise").values
     result = engine.run(spec, scheduler="sync", show_progress=False)
     assert result.progress.complete and not result.failures

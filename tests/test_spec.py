@@ -66,7 +66,7 @@ def test_canonical_text_round_trips(tmp_path):
 
 def test_hash_ignores_layout_but_not_values(tmp_path):
     spec = tiny_spec(tmp_path / "s.zarr")
-    reformatted = "# a comment\n" + TINY.replace("t_max: 80", "t_max: 80.0")
+    reformatted = "# a comment\n" + TINY.replace("t_max: 200", "t_max: 200.0")
     same = parse_spec(reformatted, [f"store={tmp_path / 's.zarr'}"])
     assert same.hash == spec.hash
     assert tiny_spec(tmp_path / "elsewhere.zarr").hash == spec.hash
